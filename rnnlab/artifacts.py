@@ -1,0 +1,102 @@
+"""What a run leaves behind: its readable name, tags, and artifact files.
+
+Artifacts: ``config.yaml`` (the resolved config), ``gradient_flow.npz`` (probe step x layer x
+time step), ``gradient_flow.png`` (heatmap, log scale), ``gradient_flow_curves.png`` (first and
+last curve) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import yaml
+
+import rnnlab
+from rnnlab.probe import FlowRecorder, summarize
+
+if TYPE_CHECKING:
+    from rnnlab.base import Dataset
+    from rnnlab.config import ResolvedRun
+    from rnnlab.train import RunResult
+
+
+def remedy_label(run: ResolvedRun) -> str:
+    return ",".join(r.name for r in run.remedies) or "none"
+
+
+def run_name(run: ResolvedRun, dataset: Dataset) -> str:
+    """A name a person can read: ``lstm+clip adding T=100 s0``."""
+    cell = "+".join([run.cell.name, *(r.name for r in run.remedies)])
+    return f"{cell} {dataset.label()} s{run.config.seed}"
+
+
+def tags(run: ResolvedRun, device: str) -> dict[str, str]:
+    return {
+        "rnnlab.cell": run.cell.name,
+        "rnnlab.dataset": run.dataset.name,
+        "rnnlab.remedies": remedy_label(run),
+        "rnnlab.seed": str(run.config.seed),
+        "rnnlab.outcome": "running",
+        "rnnlab.device": device,
+        "rnnlab.version": rnnlab.__version__,
+        "rnnlab.source": run.source,
+    }
+
+
+def final_flow(recorder: FlowRecorder) -> dict[str, float]:
+    """The last probe's summaries (top layer), for the run's summary."""
+    if not recorder.curves:
+        return {}
+    summary = summarize(recorder.curves[-1][-1])
+    return {f"final/{k}": v for k, v in summary.as_metrics(prefix="").items()}
+
+
+@contextlib.contextmanager
+def folder() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="rnnlab-") as name:
+        yield Path(name)
+
+
+def write(
+    out: Path, run: ResolvedRun, result: RunResult, recorder: FlowRecorder, device: str
+) -> None:
+    """Write every artifact of a finished run into ``out``."""
+    import torch
+
+    from rnnlab import plots
+
+    (out / "config.yaml").write_text(yaml.safe_dump(run.as_dict(), sort_keys=False))
+    flow = recorder.array()
+    np.savez_compressed(
+        out / "gradient_flow.npz",
+        steps=np.asarray(recorder.steps, dtype=np.int64),
+        norms=flow,
+        underflow=flow <= 0.0,
+    )
+    title = f"{run.cell.name}+{remedy_label(run)} on {run.dataset.name}, seed {run.config.seed}"
+    if flow.size:
+        plots.flow_heatmap(recorder.steps, flow, out / "gradient_flow.png", title)
+        plots.flow_curves(recorder.steps, flow, out / "gradient_flow_curves.png", title)
+    summary = {
+        "outcome": result.outcome,
+        "steps_done": result.steps_done,
+        "diverged_at": result.diverged_at,
+        "message": result.message.splitlines()[0] if result.message else "",
+        "seconds": round(result.seconds, 3),
+        "metrics": result.metrics,
+        "probe_steps": recorder.steps,
+        "device": device,
+        "versions": {
+            "rnnlab": rnnlab.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

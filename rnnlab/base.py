@@ -1,0 +1,235 @@
+"""The base classes every cell, dataset and remedy plugin subclasses (built-in or third-party).
+
+Tensors are time-major throughout: a sequence batch is ``[T, B, features]``, as in ``nn.RNN``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from rnnlab.model import SequenceModel
+
+State = tuple[Tensor, ...]
+"""A cell's recurrent state. ``state[0]`` is the hidden state h that probing measures; the model may
+replace it (it adds the probe there), so a cell must read h from ``state[0]``."""
+
+
+class Params(BaseModel):
+    """Base for a plugin's nested ``Params`` model: unknown keys are rejected, values are frozen.
+
+    Example:
+        >>> class Params(rnnlab.Params):
+        ...     max_norm: float = 1.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_Params = Params  # inside the classes below, ``Params`` names the nested class attribute
+
+
+class TaskKind(enum.StrEnum):
+    """Where a task's targets are, which fixes its loss and default accuracy."""
+
+    REGRESSION_LAST = "regression_last"  # MSE on the last step's output
+    CLASSIFY_LAST = "classify_last"  # cross-entropy on the last step's output
+    CLASSIFY_EVERY = "classify_every"  # cross-entropy averaged over every step
+
+
+class Normalizer(nn.Module):
+    """A normalisation applied inside a cell: ``forward(x, t)`` with ``t`` the time index
+    (batch-norm keeps statistics per time step; layer-norm ignores it)."""
+
+    def forward(self, x: Tensor, t: int) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+NormalizerFactory = Callable[[int, str], Normalizer]
+"""``make(features, role)`` with role ``"input"``, ``"hidden"`` or ``"cell"``."""
+
+
+class Cell(nn.Module):
+    """One recurrent step. The model owns the time loop; a cell never loops over time.
+
+    Contract:
+        * ``__init__(input_size, hidden_size, params)`` with ``params`` an instance of ``Params``.
+        * ``init_state(batch, device, dtype)`` returns the initial :data:`State`.
+        * ``forward(x_t, state) -> (h_t, state)`` for ``x_t`` of shape ``[B, input_size]``;
+          ``h_t`` is ``[B, hidden_size]`` and equals ``state[0]`` of the returned state.
+
+    Optional speed-ups (the built-in cells use all three):
+        * ``project_inputs(x)`` computes every step's input term at once (``[T, B, *]``) and
+          ``step(u_t, state, t)`` consumes one of them, so no matrix product on x runs in the loop.
+        * ``has_fused`` / ``forward_fused(x, state)``: a fused whole-sequence path (``nn.LSTM``,
+          cuDNN on a GPU) that the model uses on steps where no probe is taken. It must share the
+          parameters of the step path and give the same result.
+
+    Capabilities (``capabilities`` class attribute) tell remedies what a cell can do:
+        * ``"identity_init"``: ``init_identity(scale, nonlinearity)`` (the IRNN recipe).
+        * ``"normalize"``: ``set_normalizers(make)`` puts normalisers on the input and hidden terms.
+    """
+
+    Params: ClassVar[type[Params]] = Params
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, input_size: int, hidden_size: int, params: _Params | None = None) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.params = params if params is not None else type(self).Params()
+
+    def init_state(
+        self, batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        return (torch.zeros(batch, self.hidden_size, device=device, dtype=dtype),)
+
+    def project_inputs(self, x: Tensor) -> Tensor:
+        """Input terms of every step at once; the identity unless a cell hoists a projection."""
+        return x
+
+    def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
+        """One step on a projected input; by default ``forward`` on the raw input."""
+        result: tuple[Tensor, State] = self(u_t, state)
+        return result
+
+    @property
+    def has_fused(self) -> bool:
+        return False
+
+    def forward_fused(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        raise NotImplementedError(f"{type(self).__name__} has no fused sequence path")
+
+    def recurrent_weight(self) -> Tensor | None:
+        """The matrix that multiplies h_{t-1} (for spectral norms), or None."""
+        return None
+
+    def init_identity(self, scale: float, nonlinearity: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not support identity_init")
+
+    def set_normalizers(self, make: NormalizerFactory) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not support normalize")
+
+
+class CellWrapper(Cell):
+    """A cell around another cell (residual, gating, ...). No fused path: the wrapper must run."""
+
+    def __init__(self, inner: Cell) -> None:
+        super().__init__(inner.input_size, inner.hidden_size, inner.params)
+        self.inner = inner
+
+    def init_state(
+        self, batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        return self.inner.init_state(batch, device, dtype)
+
+    def project_inputs(self, x: Tensor) -> Tensor:
+        return self.inner.project_inputs(x)
+
+    def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
+        return self.inner.step(u_t, state, t)
+
+    def forward(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        return self.step(self.project_inputs(x_t), state, 0)
+
+    def recurrent_weight(self) -> Tensor | None:
+        return self.inner.recurrent_weight()
+
+
+class Dataset:
+    """A task: seeded batches plus the loss and accuracy its kind implies.
+
+    Subclasses set ``kind`` and, in ``__init__``, ``input_size``, ``output_size`` and ``seq_len``.
+    ``batches("train", n)`` never ends and is seeded by ``seed``; ``"val"`` and ``"test"`` iterate
+    once over a set that is fixed for a given seed. Batches are ``(x, y)`` with ``x`` of shape
+    ``[T, B, input_size]``; ``y`` is ``[B, output_size]`` (regression), ``[B]`` (class at the last
+    step) or ``[T, B]`` (class at every step).
+    """
+
+    Params: ClassVar[type[Params]] = Params
+    kind: ClassVar[TaskKind]
+    tolerance: ClassVar[float] = 0.04
+    """Regression accuracy: the fraction of sequences with every |error| below this."""
+
+    input_size: int
+    output_size: int
+    seq_len: int
+    baseline_loss: float | None = None
+    """The loss of a trivial predictor, if the task has a well-known one."""
+
+    def __init__(self, params: _Params | None = None, seed: int = 0) -> None:
+        self.params = params if params is not None else type(self).Params()
+        self.seed = seed
+
+    def batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """A short human label used in run names, e.g. ``"adding T=100"``."""
+        return f"{type(self).__name__} T={self.seq_len}"
+
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        if self.kind is TaskKind.REGRESSION_LAST:
+            return nn.functional.mse_loss(out, y)
+        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+    def accuracy(self, out: Tensor, y: Tensor) -> Tensor:
+        if self.kind is TaskKind.REGRESSION_LAST:
+            ok = ((out - y).abs() < self.tolerance).all(dim=-1)
+        else:
+            ok = out.argmax(dim=-1) == y
+        return ok.float().mean()
+
+
+class Remedy:
+    """A remedy for vanishing or exploding gradients.
+
+    A remedy may change the cells (``apply_cell``: re-initialise, wrap, add normalisers), the model
+    (``apply_model``) and/or act on the gradients after backward (``after_backward``). It declares
+    what it is compatible with: ``requires`` lists cell capabilities it needs and ``conflicts``
+    names remedies it cannot be combined with; ``incompatibility`` may refine that. An
+    incompatible combination is refused before anything trains.
+    """
+
+    Params: ClassVar[type[Params]] = Params
+    requires: ClassVar[frozenset[str]] = frozenset()
+    conflicts: ClassVar[frozenset[str]] = frozenset()
+    stage: ClassVar[int] = 2
+    """Remedies act on a cell in increasing stage (0 re-initialise, 1 modify in place, 2 wrap);
+    equal stages keep the config's order. So ``[residual, relu]`` re-initialises, then wraps."""
+
+    def __init__(self, params: _Params | None = None) -> None:
+        self.params = params if params is not None else type(self).Params()
+
+    @classmethod
+    def incompatibility(
+        cls, cell_name: str, cell_cls: type[Cell], remedies: Sequence[str], layers: int
+    ) -> str | None:
+        """Why this remedy cannot run with this combination, or None when it can."""
+        missing = sorted(cls.requires - cell_cls.capabilities)
+        if missing:
+            return f"needs a cell with {', '.join(missing)}, and cell '{cell_name}' has none"
+        clash = sorted(cls.conflicts.intersection(remedies))
+        if clash:
+            return f"cannot be combined with {', '.join(repr(c) for c in clash)}"
+        return None
+
+    def apply_cell(self, cell: Cell, layer: int) -> Cell:
+        """Return the cell to use for ``layer`` (the same one, re-initialised, or a wrapper)."""
+        return cell
+
+    def apply_model(self, model: SequenceModel) -> None:
+        """Change the model as a whole (e.g. residual connections across layers)."""
+
+    def after_backward(self, parameters: Sequence[Tensor], grad_norm: float) -> dict[str, float]:
+        """Act on gradients after backward, before the optimizer step; return metrics to log.
+
+        :param grad_norm: the global gradient norm before any remedy touched the gradients.
+        """
+        return {}

@@ -1,0 +1,131 @@
+"""The ``rnnlab`` command line: parses arguments and calls the library, nothing more.
+
+Only click and the plugin loader are imported at start-up: torch, mlflow and optuna load inside
+the commands that need them, so ``rnnlab --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from rnnlab.errors import RnnlabError
+
+_PLUGINS = "rnnlab.plugins"
+
+
+class _Failed(click.ClickException):
+    """An :class:`RnnlabError` shown as ``Error: ...`` with its own exit code."""
+
+    def __init__(self, error: RnnlabError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+def plugins_of(ctx: click.Context) -> Any:
+    """The plugin manager of this invocation (built once, on first use)."""
+    from rnnlab.plugins import make_plugin_manager
+
+    root = ctx.find_root()
+    if _PLUGINS not in root.meta:
+        strict = root.params.get("strict_plugins") or None
+        try:
+            root.meta[_PLUGINS] = make_plugin_manager(strict=strict)
+        except RnnlabError as exc:
+            raise _Failed(exc) from None
+    return root.meta[_PLUGINS]
+
+
+class RnnlabGroup(click.Group):
+    """Adds plugin commands (``register_commands``) lazily and turns errors into clean exits."""
+
+    def _load(self, ctx: click.Context) -> None:
+        if not ctx.meta.get("rnnlab.commands"):
+            ctx.meta["rnnlab.commands"] = True
+            try:
+                plugins_of(ctx).add_commands(self)
+            except RnnlabError as exc:
+                raise _Failed(exc) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load(ctx)
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RnnlabError as exc:
+            raise _Failed(exc) from None
+
+
+@click.group(cls=RnnlabGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--strict-plugins",
+    is_flag=True,
+    help="Fail on any plugin error (also RNNLAB_STRICT_PLUGINS=1) instead of skipping it.",
+)
+@click.version_option(package_name="rnnlab")
+def cli(strict_plugins: bool) -> None:
+    """rnnlab: measure vanishing and exploding gradients in recurrent networks.
+
+    \b
+    rnnlab plugins                 every cell, dataset and remedy installed
+    rnnlab run experiments/adding.yaml --set cell.name=rnn
+    mlflow ui                      then open http://127.0.0.1:5000
+    """
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, value parsed as YAML: --set train.lr=0.01 (repeatable).",
+)
+@click.option("--no-track", is_flag=True, help="Do not record the run in MLflow.")
+@click.option(
+    "--tracking-uri",
+    metavar="URI",
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    config: str,
+    overrides: tuple[str, ...],
+    no_track: bool,
+    tracking_uri: str | None,
+) -> None:
+    """Train one configuration and record it in MLflow."""
+    from rnnlab import console
+
+    plugins = plugins_of(ctx)
+    console.warn_plugin_errors(plugins)
+    code = console.run_file(plugins.registry(), config, overrides, not no_track, tracking_uri)
+    ctx.exit(code)
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List installed plugins: what each registered, its version, and load errors."""
+    from rnnlab import console
+
+    console.show_plugins(plugins_of(ctx), as_json)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="rnnlab")

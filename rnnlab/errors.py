@@ -1,0 +1,29 @@
+"""Exceptions the CLI turns into clear messages and exit codes (no torch import here)."""
+
+from __future__ import annotations
+
+
+class RnnlabError(Exception):
+    """Base class: the message is meant for a person and is printed without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(RnnlabError):
+    """A config file or override is invalid. The message names file, line, key, value and fix."""
+
+    exit_code = 2
+
+
+class IncompatibleError(ConfigError):
+    """A remedy cannot be combined with the chosen cell or with another remedy."""
+
+
+class PluginError(RnnlabError):
+    """A plugin failed to load or registered something invalid (raised in strict mode)."""
+
+    exit_code = 2
+
+
+class DataError(ConfigError):
+    """A dataset's files are missing or malformed; the message says where to put them."""

@@ -1,0 +1,108 @@
+"""The sequence model: input -> recurrent layers over cells -> task head; owns the time loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.base import Cell, Params, Remedy, State, TaskKind
+
+
+class SequenceModel(nn.Module):
+    """Stacked recurrent layers and a linear head.
+
+    On an unprobed step a layer whose cell has a fused path (``nn.LSTM``, cuDNN on a GPU) runs it;
+    otherwise, and always when probing, the hand-written loop below runs with the same parameters.
+
+    Args:
+        cells: one cell per layer, bottom first.
+        output_size: width of the head's output.
+        kind: the task kind; last-step tasks only apply the head to the last step.
+    """
+
+    def __init__(self, cells: Sequence[Cell], output_size: int, kind: TaskKind) -> None:
+        super().__init__()
+        self.cells = nn.ModuleList(cells)
+        self.head = nn.Linear(cells[-1].hidden_size, output_size)
+        self.kind = kind
+        self.residual_layers = False  # h^l = h^{l-1} + layer(h^{l-1}); set by the residual remedy
+
+    def layers(self) -> list[Cell]:
+        return [c for c in self.cells if isinstance(c, Cell)]
+
+    def forward(self, x: Tensor, probe: bool = False) -> tuple[Tensor, list[Tensor]]:
+        """Run a batch ``x`` of shape ``[T, B, input_size]``.
+
+        Returns:
+            The head's output (``[B, O]`` or ``[T, B, O]`` for every-step tasks) and, when
+            ``probe`` is true, one zero tensor ``[T, B, hidden]`` per layer that was added to every
+            h_t: after backward its ``.grad`` is dL/dh_t for every t (empty list otherwise).
+        """
+        steps, batch = x.shape[0], x.shape[1]
+        probes: list[Tensor] = []
+        h = x
+        for index, cell in enumerate(self.layers()):
+            state = cell.init_state(batch, x.device, x.dtype)
+            if probe:
+                z = torch.zeros(
+                    steps,
+                    batch,
+                    cell.hidden_size,
+                    device=x.device,
+                    dtype=x.dtype,
+                    requires_grad=True,
+                )
+                probes.append(z)
+                out = run_loop(cell, h, state, z)
+            elif cell.has_fused:
+                out, _ = cell.forward_fused(h, state)
+            else:
+                out = run_loop(cell, h, state, None)
+            if self.residual_layers and index > 0:
+                out = out + h
+            h = out
+        if self.kind is TaskKind.CLASSIFY_EVERY:
+            return self.head(h), probes
+        return self.head(h[-1]), probes
+
+
+def run_loop(cell: Cell, x: Tensor, state: State, probe: Tensor | None) -> Tensor:
+    """The hand-written time loop: hoisted input projection, ``unbind`` (never ``x[t]``, which
+    makes backward quadratic in T), and the probe added to each h_t before it is used again."""
+    inputs = cell.project_inputs(x).unbind(0)
+    zs = probe.unbind(0) if probe is not None else None
+    hs: list[Tensor] = []
+    for t, u_t in enumerate(inputs):
+        h, state = cell.step(u_t, state, t)
+        if zs is not None:
+            h = h + zs[t]
+            state = (h, *state[1:])
+        hs.append(h)
+    return torch.stack(hs)
+
+
+def build_model(
+    cell_cls: type[Cell],
+    cell_params: Params,
+    *,
+    input_size: int,
+    hidden_size: int,
+    layers: int,
+    output_size: int,
+    kind: TaskKind,
+    remedies: Sequence[Remedy] = (),
+) -> SequenceModel:
+    """Instantiate ``layers`` cells, let every remedy act on each (in order), then on the model."""
+    remedies = sorted(remedies, key=lambda r: r.stage)
+    cells: list[Cell] = []
+    for layer in range(layers):
+        cell = cell_cls(input_size if layer == 0 else hidden_size, hidden_size, cell_params)
+        for remedy in remedies:
+            cell = remedy.apply_cell(cell, layer)
+        cells.append(cell)
+    model = SequenceModel(cells, output_size, kind)
+    for remedy in remedies:
+        remedy.apply_model(model)
+    return model

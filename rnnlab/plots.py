@@ -1,0 +1,74 @@
+"""Gradient-flow figures (matplotlib, Agg): a heatmap over training and the first/last curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FLOOR = 1e-38  # float32's smallest normal: underflowed norms are drawn at this floor
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def flow_heatmap(steps: list[int], flow: np.ndarray, path: Path, title: str) -> None:
+    """``flow[probe, layer, t]`` as log10 ||dL/dh_t||: one panel per layer, probe step vs t."""
+    plt = _pyplot()
+    layers = flow.shape[1]
+    fig, axes = plt.subplots(layers, 1, figsize=(8, 2.2 + 2.0 * layers), squeeze=False)
+    logs = np.log10(np.maximum(flow, FLOOR))
+    for layer in range(layers):
+        ax = axes[layer, 0]
+        image = ax.imshow(
+            logs[:, layer, :],
+            aspect="auto",
+            origin="lower",
+            cmap="viridis",
+            extent=(0.5, flow.shape[2] + 0.5, -0.5, len(steps) - 0.5),
+            interpolation="nearest",
+        )
+        ticks = np.linspace(0, len(steps) - 1, num=min(len(steps), 6)).round().astype(int)
+        ax.set_yticks(ticks, [str(steps[i]) for i in ticks])
+        ax.set_xlabel("time step t")
+        ax.set_ylabel("training step")
+        ax.set_title(f"layer {layer}" if layers > 1 else title, fontsize=10)
+        fig.colorbar(image, ax=ax, label="log10 ||dL/dh_t||")
+    if layers > 1:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def flow_curves(steps: list[int], flow: np.ndarray, path: Path, title: str) -> None:
+    """||dL/dh_t|| against t on a log axis at the first and the last probe (every layer)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    t = np.arange(1, flow.shape[2] + 1)
+    picks = [(0, "first", "#0072B2")]  # Okabe-Ito blue and vermillion: colour-blind safe
+    if len(steps) > 1:
+        picks.append((len(steps) - 1, "last", "#D55E00"))
+    for index, which, colour in picks:
+        for layer in range(flow.shape[1]):
+            style = ["-", "--", ":", "-."][layer % 4]
+            label = f"{which} probe (step {steps[index]})"
+            if flow.shape[1] > 1:
+                label += f", layer {layer}"
+            ax.plot(t, np.maximum(flow[index, layer], FLOOR), style, color=colour, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("||dL/dh_t|| (batch mean)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,273 @@
+"""Plugin discovery and the registry of cells, datasets and remedies.
+
+Built-in and third-party plugins take the same path: entry points in the ``rnnlab`` group, each
+loaded on its own so that a broken one is reported by name and the rest keep working.
+
+Environment:
+    RNNLAB_LOAD_PLUGINS=a,b   load only these (entry-point or distribution names); empty = none.
+    RNNLAB_TRACE_PLUGINS=1    print every plugin load, hook call and registration to stderr.
+    RNNLAB_STRICT_PLUGINS=1   any plugin error is fatal (same as ``rnnlab --strict-plugins``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from rnnlab import hookspecs
+from rnnlab.errors import ConfigError, PluginError
+
+GROUP = "rnnlab"
+KINDS = {"cell": "register_cells", "dataset": "register_datasets", "remedy": "register_remedies"}
+_BASES = {"cell": "Cell", "dataset": "Dataset", "remedy": "Remedy"}
+_NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class PluginInfo:
+    """One loaded (or failed) plugin: an entry point, or an object registered directly."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    errors: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        dist = f"{self.distribution} {self.version}" if self.distribution else "not installed"
+        return f"plugin '{self.name}' ({dist})"
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: str
+    name: str
+    cls: type
+    plugin: PluginInfo
+
+
+class Plugins:
+    """A plugin manager with its plugins loaded. Build it with :func:`make_plugin_manager`."""
+
+    def __init__(self, pm: pluggy.PluginManager, strict: bool, trace: bool) -> None:
+        self.pm = pm
+        self.strict = strict
+        self.trace = trace
+        self.infos: dict[str, PluginInfo] = {}
+        self._registry: Registry | None = None
+
+    # -- loading -------------------------------------------------------------------------------
+    def add(self, name: str, plugin: object, info: PluginInfo | None = None) -> PluginInfo:
+        """Register ``plugin`` (a module or object with hook implementations) under ``name``."""
+        info = info or PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)))
+        self.infos[name] = info
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:  # pluggy's validation errors: wrong hook name or arguments
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            info.errors.append(f"invalid hook implementation: {exc}")
+        self._log(f"loaded {info.describe()} from {info.module}")
+        self._registry = None
+        return info
+
+    def load_entry_points(self, only: set[str] | None) -> None:
+        seen: set[tuple[str, str]] = set()
+        for ep in metadata.entry_points(group=GROUP):
+            if (ep.name, ep.value) in seen:
+                continue
+            seen.add((ep.name, ep.value))
+            dist = ep.dist
+            dist_name = dist.name if dist is not None else None
+            if only is not None and ep.name not in only and dist_name not in only:
+                continue
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist_name,
+                version=dist.version if dist is not None else None,
+            )
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                info.errors.append(f"error importing {ep.value!r}: {type(exc).__name__}: {exc}")
+                self.infos[ep.name] = info
+                self._log(f"failed to load {info.describe()}: {info.errors[-1]}")
+                continue
+            self.add(ep.name, plugin, info)
+
+    # -- calling hooks -------------------------------------------------------------------------
+    def call_each(self, hook: str, kwargs: Callable[[PluginInfo], dict[str, Any]]) -> None:
+        """Call ``hook`` on every plugin separately, in registration order, with the arguments
+        ``kwargs(plugin)`` gives; an exception is recorded on its plugin, never raised."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            info = self.infos[impl.plugin_name]
+            args = kwargs(info)
+            self._log(f"{hook}({', '.join(args)}) -> {info.describe()}")
+            try:
+                impl.function(*[args[a] for a in impl.argnames])
+            except Exception as exc:
+                info.errors.append(f"{hook} raised {type(exc).__name__}: {exc}")
+                self._log(f"  raised {type(exc).__name__}: {exc}")
+
+    def add_commands(self, cli: Any) -> None:
+        self.call_each("register_commands", lambda info: {"cli": cli})
+        self.raise_if_strict()
+
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self)
+            self.raise_if_strict()
+        return self._registry
+
+    # -- errors --------------------------------------------------------------------------------
+    def errors(self) -> list[str]:
+        return [f"{info.describe()}: {err}" for info in self.infos.values() for err in info.errors]
+
+    def raise_if_strict(self) -> None:
+        errors = self.errors()
+        if self.strict and errors:
+            raise PluginError(
+                "plugin errors (strict mode; unset RNNLAB_STRICT_PLUGINS / drop --strict-plugins "
+                "to continue without the broken plugins):\n  " + "\n  ".join(errors)
+            )
+
+    def _log(self, message: str) -> None:
+        if self.trace:
+            print(f"rnnlab trace: {message}", file=sys.stderr)
+
+
+class Registry:
+    """Every registered cell, dataset and remedy class, by kind and name."""
+
+    def __init__(self, plugins: Plugins) -> None:
+        from rnnlab import base  # torch: only when something asks for the classes
+
+        self._bases: dict[str, type] = {k: getattr(base, v) for k, v in _BASES.items()}
+        self.entries: dict[str, dict[str, Registration]] = {k: {} for k in KINDS}
+        self.clashes: dict[tuple[str, str], list[PluginInfo]] = {}
+        for kind, hook in KINDS.items():
+
+            def arguments(info: PluginInfo, kind: str = kind) -> dict[str, Any]:
+                return {"register": self._registrar(kind, info, plugins._log)}
+
+            plugins.call_each(hook, arguments)
+
+    def _registrar(
+        self, kind: str, info: PluginInfo, log: Callable[[str], None]
+    ) -> Callable[[str, type], None]:
+        def register(name: str, cls: type) -> None:
+            log(f"  register({name!r}, {getattr(cls, '__qualname__', cls)!r}) as a {kind}")
+            problem = self._check(kind, name, cls)
+            if problem:
+                info.errors.append(f"registered {kind} {name!r} badly: {problem}")
+                return
+            other = self.entries[kind].get(name)
+            owners = self.clashes.get((kind, name))
+            if other is not None or owners is not None:
+                owners = owners or [other.plugin]  # type: ignore[union-attr]
+                owners.append(info)
+                self.clashes[(kind, name)] = owners
+                self.entries[kind].pop(name, None)
+                names = " and ".join(o.describe() for o in owners)
+                for owner in owners:
+                    owner.errors.append(f"{kind} {name!r} is registered by both {names}")
+                return
+            self.entries[kind][name] = Registration(kind, name, cls, info)
+            info.registered.setdefault(kind, []).append(name)
+
+        return register
+
+    def _check(self, kind: str, name: str, cls: object) -> str | None:
+        from pydantic import BaseModel
+
+        if not isinstance(name, str) or not _NAME.match(name):
+            return f"names are lowercase words like 'my_cell', got {name!r}"
+        base = self._bases[kind]
+        if not isinstance(cls, type) or not issubclass(cls, base):
+            return f"expected a subclass of rnnlab.{base.__name__}, got {cls!r}"
+        params = getattr(cls, "Params", None)
+        if not (isinstance(params, type) and issubclass(params, BaseModel)):
+            return f"{cls.__name__}.Params must be a pydantic model (subclass rnnlab.Params)"
+        if params.model_config.get("extra") != "forbid":
+            return f"{cls.__name__}.Params must reject unknown keys (subclass rnnlab.Params)"
+        return None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def get(self, kind: str, name: str) -> type:
+        """The class registered as ``name``; a :class:`ConfigError` with the fix otherwise."""
+        entry = self.entries[kind].get(name)
+        if entry is not None:
+            return entry.cls
+        owners = self.clashes.get((kind, name))
+        if owners:
+            names = " and ".join(o.describe() for o in owners)
+            raise ConfigError(
+                f"{kind} {name!r} is registered by both {names}; uninstall one of them or pick "
+                f"one with RNNLAB_LOAD_PLUGINS"
+            )
+        installed = ", ".join(self.names(kind)) or "none (is rnnlab installed? `pip install -e .`)"
+        message = f"unknown {kind} {name!r}; installed {kind}s: {installed}."
+        close = difflib.get_close_matches(str(name), self.names(kind), n=1)
+        if close:
+            message += f" Did you mean {close[0]!r}?"
+        raise ConfigError(message)
+
+
+def make_plugin_manager(
+    *,
+    load: Iterable[str] | None | str = "env",
+    strict: bool | None = None,
+    trace: bool | None = None,
+    extra: Iterable[tuple[str, object]] = (),
+    entry_points: bool = True,
+) -> Plugins:
+    """Build a plugin manager and load plugins.
+
+    Args:
+        load: names of entry points or distributions to load; ``"env"`` reads
+            ``RNNLAB_LOAD_PLUGINS`` (unset: all, empty: none); None loads all.
+        strict: turn plugin errors into :class:`PluginError` (default: RNNLAB_STRICT_PLUGINS).
+        trace: log plugin activity to stderr (default: RNNLAB_TRACE_PLUGINS).
+        extra: ``(name, plugin)`` pairs registered after the entry points (tests, scripts).
+        entry_points: discover the ``rnnlab`` entry-point group at all.
+
+    Example:
+        >>> plugins = make_plugin_manager()
+        >>> plugins.registry().get("cell", "lstm")
+        <class 'rnnlab_cells.twins.LSTMCell'>
+    """
+    if load == "env":
+        raw = os.environ.get("RNNLAB_LOAD_PLUGINS")
+        only = None if raw is None else {n.strip() for n in raw.split(",") if n.strip()}
+    else:
+        only = None if load is None else set(load)
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    plugins = Plugins(
+        pm,
+        strict=_env_flag("RNNLAB_STRICT_PLUGINS") if strict is None else strict,
+        trace=_env_flag("RNNLAB_TRACE_PLUGINS") if trace is None else trace,
+    )
+    if entry_points:
+        plugins.load_entry_points(only)
+    for name, plugin in extra:
+        plugins.add(name, plugin)
+    plugins.raise_if_strict()
+    return plugins

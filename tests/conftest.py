@@ -1,0 +1,80 @@
+"""Shared fixtures: real plugin discovery, real MLflow stores, fake installed distributions."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rnnlab.plugins import Registry, make_plugin_manager
+
+MakeDist = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """The registry of every installed plugin (built-ins through their entry points)."""
+    return make_plugin_manager(load=None, strict=False, trace=False).registry()
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeDist:
+    """Install a throwaway distribution (dist-info + modules) on sys.path for one test.
+
+    ``fake_dist("mydist", {"ep": "mod"}, {"mod": "source"})`` returns the folder, which a
+    subprocess can use as PYTHONPATH; the entry points are real ``rnnlab`` entry points.
+    """
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+
+    def make(
+        name: str, entry_points: dict[str, str], modules: dict[str, str], version: str = "1.0"
+    ) -> Path:
+        # the folder name must be normalised: "a-b-1.0.dist-info" would read as distribution "a"
+        info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[rnnlab]\n{lines}\n")
+        for module, source in modules.items():
+            (root / f"{module}.py").write_text(textwrap.dedent(source))
+            monkeypatch.delitem(sys.modules, module, raising=False)  # no stale copy from a test
+        importlib.invalidate_caches()
+        return root
+
+    return make
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A real MLflow sqlite store in a temporary folder, also set as MLFLOW_TRACKING_URI."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a YAML config into the test's folder and return its path."""
+
+    def write(text: str, name: str = "run.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+TINY = """\
+name: tiny
+seed: 0
+dataset: {name: adding, seq_len: 12, val_size: 64}
+cell: {name: lstm, hidden_size: 8}
+remedies: [clip]
+train: {steps: 6, batch_size: 16, lr: 0.01, eval_every: 3, probe_every: 2, log_every: 2}
+"""

@@ -1,0 +1,145 @@
+"""Run configs: every bad input is a clear ConfigError naming file, line, key, value and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rnnlab.config import load_run_config
+from rnnlab.errors import ConfigError, IncompatibleError
+from tests.conftest import TINY
+
+
+def test_a_valid_config_resolves_with_defaults_filled(write_config, registry) -> None:
+    run = load_run_config(write_config(TINY), registry)
+    assert run.name == "tiny" and run.cell.name == "lstm"
+    assert run.remedies[0].params.model_dump() == {"mode": "norm", "threshold": 1.0}
+    full = run.as_dict()
+    assert full["dataset"]["seq_len"] == 12 and full["cell"]["hidden_size"] == 8
+    assert full["train"]["optimizer"] == "adam" and full["model"] == {"layers": 1}
+    flat = run.flat_params()
+    assert flat["remedies"] == "clip" and flat["remedy.clip.threshold"] == "1.0"
+    assert flat["train.steps"] == "6" and flat["cell.name"] == "lstm"
+
+
+def test_name_defaults_to_the_file_stem(write_config, registry) -> None:
+    path = write_config(TINY.replace("name: tiny\n", ""), name="my-exp.yaml")
+    assert load_run_config(path, registry).name == "my-exp"
+
+
+def test_overrides_set_any_key_with_yaml_values(write_config, registry) -> None:
+    run = load_run_config(
+        write_config(TINY),
+        registry,
+        [
+            "cell.name=rnn",
+            "dataset.seq_len=30",
+            "train.lr=1e-1",
+            "remedies.0.threshold=0.5",
+            "cell.nonlinearity=relu",
+            "model.layers=2",
+        ],
+    )
+    assert run.cell.name == "rnn" and run.cell.params.nonlinearity == "relu"  # type: ignore[attr-defined]
+    assert run.dataset.params.seq_len == 30  # type: ignore[attr-defined]
+    assert run.config.train.lr == 0.1 and run.config.model.layers == 2
+    assert run.remedies[0].params.threshold == 0.5  # type: ignore[attr-defined]
+
+
+def _error(write_config, registry, text: str, overrides=()) -> str:
+    path = write_config(text)
+    with pytest.raises(ConfigError) as info:
+        load_run_config(path, registry, list(overrides))
+    message = str(info.value)
+    assert str(path) in message or "--set" in message
+    return message
+
+
+def test_unknown_top_level_key(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY + "trian: {steps: 3}\n")
+    assert "line 7, key trian: unknown key 'trian'" in msg and "Did you mean 'train'?" in msg
+
+
+def test_unknown_train_key_names_the_line_and_allowed_keys(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY.replace("lr: 0.01", "lrate: 0.01"))
+    assert "line 6, key train.lrate: unknown key 'lrate'" in msg
+    assert "allowed keys here:" in msg and "Did you mean 'lr'?" in msg
+
+
+def test_unknown_plugin_option_lists_the_plugins_options(write_config, registry) -> None:
+    msg = _error(
+        write_config, registry, TINY.replace("hidden_size: 8", "hidden_size: 8, forget: 1")
+    )
+    assert "line 4, key cell.forget: unknown key 'forget'" in msg
+    assert "forget_bias" in msg and "hidden_size" in msg
+
+
+def test_unknown_cell_suggests_the_closest(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY.replace("name: lstm", "name: lstmm"))
+    assert "line 4, key cell.name: unknown cell 'lstmm'" in msg
+    assert (
+        "installed cells: gru, indrnn, lstm, rnn, simple" in msg and "Did you mean 'lstm'?" in msg
+    )
+
+
+def test_unknown_remedy_in_the_short_form(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY.replace("[clip]", "[clpi]"))
+    assert "line 5, key remedies.0.name: unknown remedy 'clpi'" in msg and "'clip'" in msg
+
+
+def test_wrong_type_names_value_and_expectation(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY.replace("steps: 6", "steps: many"))
+    assert "line 6, key train.steps:" in msg and "valid integer" in msg and "'many'" in msg
+    msg = _error(
+        write_config, registry, TINY.replace("optimizer", "x").replace("lr: 0.01", "lr: -1")
+    )
+    assert "key train.lr: Input should be greater than 0 (got -1)" in msg
+
+
+def test_bad_choice_lists_the_allowed_values(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY, ["train.optimizer=adamw"])
+    assert "--set train.optimizer=adamw, key train.optimizer" in msg
+    assert "'adam', 'sgd' or 'rmsprop'" in msg and "'adamw'" in msg
+
+
+def test_missing_required_section(write_config, registry) -> None:
+    msg = _error(write_config, registry, "dataset: {name: adding}\n")
+    assert "required key 'cell' is missing" in msg
+
+
+def test_missing_file(registry, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.yaml: file not found"):
+        load_run_config(tmp_path / "nope.yaml", registry)
+
+
+def test_malformed_yaml_gives_line_and_column(write_config, registry) -> None:
+    msg = _error(write_config, registry, "dataset: {name: adding\ncell: [\n")
+    assert "malformed YAML" in msg and "line" in msg
+
+
+def test_not_a_mapping(write_config, registry) -> None:
+    assert "expected a mapping" in _error(write_config, registry, "- a\n- b\n")
+
+
+def test_bad_override_syntax(write_config, registry) -> None:
+    assert "expected KEY=VALUE" in _error(write_config, registry, TINY, ["train.lr"])
+
+
+def test_remedy_listed_twice(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY.replace("[clip]", "[clip, clip]"))
+    assert "remedy 'clip' is listed twice" in msg
+
+
+def test_incompatible_remedy_is_refused_with_the_fix(write_config, registry) -> None:
+    path = write_config(TINY.replace("[clip]", "[relu]"))
+    with pytest.raises(IncompatibleError) as info:
+        load_run_config(path, registry)
+    msg = str(info.value)
+    assert "remedy 'relu' is incompatible with cell 'lstm'" in msg
+    assert "identity_init" in msg and "cells that support it: rnn, simple" in msg
+
+
+def test_conflicting_remedies(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY.replace("[clip]", "[batchnorm, layernorm]"))
+    assert "cannot be combined with 'layernorm'" in msg

@@ -1,0 +1,168 @@
+"""One training run end to end: outcomes, determinism, probes and a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import rnnlab
+from rnnlab.config import load_run_config
+from rnnlab.plugins import make_plugin_manager
+from rnnlab.probe import summarize
+from rnnlab.testing import plugin_registering
+from rnnlab.tracking import MlflowTracker, NullTracker
+from rnnlab.train import train
+from tests.conftest import TINY
+
+
+def _run(
+    write_config, registry, text: str = TINY, overrides=()
+) -> tuple[rnnlab.RunResult, NullTracker]:
+    tracker = NullTracker()
+    result = train(load_run_config(write_config(text), registry, list(overrides)), tracker)
+    return result, tracker
+
+
+def test_completed_run_records_every_metric(write_config, registry) -> None:
+    result, tracker = _run(write_config, registry)
+    assert result.outcome == "completed" and result.steps_done == 6
+    h = tracker.history
+    assert [s for s, _ in h["val/loss"]] == [0, 3, 6]  # before training, every 3 steps, the end
+    assert [s for s, _ in h["grad/log10_ratio"]] == [0, 2, 4, 5]  # every 2 steps and the last
+    for key in (
+        "train/loss",
+        "grad/global_norm",
+        "grad/clipped",
+        "grad/decay_rate",
+        "grad/steps_in_past",
+        "grad/underflow",
+        "weights/spectral_norm",
+        "val/accuracy",
+        "grad/param/cells.0.rnn.weight_hh_l0",
+    ):
+        assert key in h and all(np.isfinite(v) for _, v in h[key]), key
+    assert tracker.tags["rnnlab.outcome"] == "completed" and tracker.status == "FINISHED"
+    assert tracker.tags["rnnlab.remedies"] == "clip" and tracker.tags["rnnlab.device"] == "cpu"
+    assert tracker.params["train.lr"] == "0.01"
+    assert set(tracker.artifacts) == {
+        "config.yaml",
+        "gradient_flow.npz",
+        "gradient_flow.png",
+        "gradient_flow_curves.png",
+        "summary.json",
+    }
+
+
+def test_same_seed_same_metrics_other_seed_differs(write_config, registry) -> None:
+    _, first = _run(write_config, registry)
+    _, again = _run(write_config, registry)
+    _, other = _run(write_config, registry, overrides=["seed=1"])
+    assert first.history == again.history
+    assert first.history["train/loss"] != other.history["train/loss"]
+
+
+def test_clipping_fires_and_is_recorded(write_config, registry) -> None:
+    _, tracker = _run(write_config, registry, overrides=["remedies.0.threshold=1e-6"])
+    assert all(v == 1.0 for _, v in tracker.history["grad/clipped"])
+    _, tracker = _run(write_config, registry, overrides=["remedies.0.threshold=1e6"])
+    assert all(v == 0.0 for _, v in tracker.history["grad/clipped"])
+
+
+def test_nan_is_a_diverged_outcome_not_a_crash(write_config, registry) -> None:
+    text = TINY.replace("lstm", "rnn").replace("[clip]", "[{name: relu, scale: 1000.0}]")
+    result, tracker = _run(write_config, registry, text)
+    assert result.outcome == "diverged" and result.diverged_at == 0
+    assert "diverged at step 0" in result.message
+    assert tracker.tags["rnnlab.outcome"] == "diverged" and tracker.status == "FINISHED"
+
+
+def test_an_exception_in_training_is_a_failed_outcome(write_config) -> None:
+    from rnnlab.base import Cell
+
+    class Flaky(Cell):
+        calls = 0
+
+        def forward(self, x_t, state):
+            Flaky.calls += 1
+            if Flaky.calls > 40:
+                raise RuntimeError("cell exploded")
+            h = (state[0] + x_t.sum(-1, keepdim=True)).tanh()
+            return h, (h,)
+
+    plugins = make_plugin_manager(
+        load=None, extra=[("flaky", plugin_registering("cell", "flaky", Flaky))]
+    )
+    text = TINY.replace("lstm", "flaky").replace("[clip]", "[]")
+    result, tracker = _run(write_config, plugins.registry(), text)
+    assert result.outcome == "failed" and "RuntimeError: cell exploded" in result.message
+    assert tracker.status == "FAILED" and tracker.tags["rnnlab.outcome"] == "failed"
+
+
+def test_should_stop_prunes(write_config, registry) -> None:
+    tracker = NullTracker()
+    run = load_run_config(write_config(TINY), registry)
+    result = train(run, tracker, should_stop=lambda step, metrics: step >= 3)
+    assert result.outcome == "pruned" and result.steps_done == 3
+
+
+def test_stacked_layers_are_probed_each(write_config, registry) -> None:
+    _, tracker = _run(write_config, registry, overrides=["model.layers=2"])
+    assert "grad/log10_ratio/layer0" in tracker.history and "grad/log10_ratio" in tracker.history
+    assert "weights/spectral_norm/layer0" in tracker.history
+
+
+def test_underflow_is_reported_not_hidden() -> None:
+    summary = summarize(np.array([0.0, 0.0, 1e-20, 1e-10, 1.0]))
+    assert summary.underflow == pytest.approx(0.4)
+    assert summary.log10_ratio == pytest.approx(np.log10(np.finfo(np.float32).tiny))  # a bound
+    assert summary.steps_in_past == pytest.approx(0.4)
+    assert summary.decay_rate == pytest.approx(10.0)  # 10 orders of magnitude per step back
+
+
+def test_mlflow_store_holds_the_run(write_config, registry, mlflow_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    run = load_run_config(write_config(TINY), registry)
+    result = train(run, MlflowTracker())
+    client = MlflowClient(mlflow_uri)
+    stored = client.get_run(result.run_id)
+    assert stored.info.status == "FINISHED" and stored.info.run_name == "lstm+clip adding T=12 s0"
+    tags = stored.data.tags
+    assert {
+        k: tags[k]
+        for k in (
+            "rnnlab.cell",
+            "rnnlab.dataset",
+            "rnnlab.remedies",
+            "rnnlab.seed",
+            "rnnlab.outcome",
+            "rnnlab.device",
+        )
+    } == {
+        "rnnlab.cell": "lstm",
+        "rnnlab.dataset": "adding",
+        "rnnlab.remedies": "clip",
+        "rnnlab.seed": "0",
+        "rnnlab.outcome": "completed",
+        "rnnlab.device": "cpu",
+    }
+    assert stored.data.params["dataset.seq_len"] == "12"
+    assert client.get_experiment(stored.info.experiment_id).name == "tiny"
+    history = client.get_metric_history(result.run_id, "val/loss")
+    assert [m.step for m in history] == [0, 3, 6]
+    assert len(client.get_metric_history(result.run_id, "grad/log10_ratio")) == 4
+    names = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.yaml", "gradient_flow.npz", "gradient_flow.png", "summary.json"} <= names
+    folder = Path(client.download_artifacts(result.run_id, ""))
+    flow = np.load(folder / "gradient_flow.npz")
+    assert flow["norms"].shape == (4, 1, 12) and list(flow["steps"]) == [0, 2, 4, 5]
+    assert (flow["norms"] > 0).all()
+    assert yaml.safe_load((folder / "config.yaml").read_text())["cell"]["name"] == "lstm"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["outcome"] == "completed" and summary["metrics"]["val/loss"] > 0
+    png = (folder / "gradient_flow.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
