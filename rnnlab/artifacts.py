@@ -80,7 +80,8 @@ def write(
         norms=flow,
         underflow=flow <= 0.0,
     )
-    title = f"{run.cell.name}+{remedy_label(run)} on {run.dataset.name}, seed {run.config.seed}"
+    remedies = "+".join(r.name for r in run.remedies) or "no remedy"
+    title = f"{run.cell.name} ({remedies}) on {run.dataset.name}, seed {run.config.seed}"
     if flow.size:
         plots.flow_heatmap(recorder.steps, flow, out / "gradient_flow.png", title)
         plots.flow_curves(recorder.steps, flow, out / "gradient_flow_curves.png", title)

@@ -110,6 +110,9 @@ class Cell(nn.Module):
         """The matrix that multiplies h_{t-1} (for spectral norms), or None."""
         return None
 
+    def constrain(self) -> None:
+        """Called after every optimizer step: enforce parameter constraints in place."""
+
     def init_identity(self, scale: float, nonlinearity: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not support identity_init")
 
@@ -140,6 +143,9 @@ class CellWrapper(Cell):
 
     def recurrent_weight(self) -> Tensor | None:
         return self.inner.recurrent_weight()
+
+    def constrain(self) -> None:
+        self.inner.constrain()
 
 
 class Dataset:

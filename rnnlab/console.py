@@ -91,7 +91,7 @@ def run_file(
         tracker = MlflowTracker(tracking_uri=tracking_uri)
         _quiet_mlflow()  # after mlflow's import, which sets its own levels
     else:
-        tracker = NullTracker()
+        tracker = NullTracker(keep_artifacts=False)
     display = ProgressDisplay(resolved.config.train.steps, resolved.name)
     try:
         result = train(resolved, tracker, progress=display)

@@ -30,7 +30,12 @@ class SequenceModel(nn.Module):
         self.residual_layers = False  # h^l = h^{l-1} + layer(h^{l-1}); set by the residual remedy
 
     def layers(self) -> list[Cell]:
-        return [c for c in self.cells if isinstance(c, Cell)]
+        return list(self.cells)  # type: ignore[arg-type]
+
+    def constrain(self) -> None:
+        """Let every cell enforce its parameter constraints (after an optimizer step)."""
+        for cell in self.layers():
+            cell.constrain()
 
     def forward(self, x: Tensor, probe: bool = False) -> tuple[Tensor, list[Tensor]]:
         """Run a batch ``x`` of shape ``[T, B, input_size]``.

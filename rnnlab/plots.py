@@ -40,7 +40,7 @@ def flow_heatmap(steps: list[int], flow: np.ndarray, path: Path, title: str) -> 
         ax.set_xlabel("time step t")
         ax.set_ylabel("training step")
         ax.set_title(f"layer {layer}" if layers > 1 else title, fontsize=10)
-        fig.colorbar(image, ax=ax, label="log10 ||dL/dh_t||")
+        fig.colorbar(image, ax=ax, label="log10 ||dL/dh_t|| (-38: underflow)")
     if layers > 1:
         fig.suptitle(title)
     fig.tight_layout()
@@ -63,6 +63,16 @@ def flow_curves(steps: list[int], flow: np.ndarray, path: Path, title: str) -> N
             if flow.shape[1] > 1:
                 label += f", layer {layer}"
             ax.plot(t, np.maximum(flow[index, layer], FLOOR), style, color=colour, label=label)
+    if (flow[[i for i, _, _ in picks]] <= 0).any():
+        ax.axhline(FLOOR, color="0.4", linestyle=":", linewidth=1)
+        ax.annotate(
+            "underflow: flushed to 0, drawn at 1e-38",
+            (1, FLOOR),
+            xytext=(0, 4),
+            textcoords="offset points",
+            fontsize=8,
+            color="0.3",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
     ax.set_ylabel("||dL/dh_t|| (batch mean)")

@@ -23,6 +23,8 @@ class Tracker(Protocol):
     """Records one run. Not thread-safe: one tracker per run, used from the training thread."""
 
     run_id: str | None
+    keeps_artifacts: bool
+    """False: the run's artifact files are not even written (nothing would keep them)."""
 
     def start(
         self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str]
@@ -44,9 +46,14 @@ class Tracker(Protocol):
 
 
 class NullTracker:
-    """Keeps metrics in memory (``history``) and writes nothing: ``--no-track`` and tests."""
+    """Keeps metrics in memory (``history``) and writes nothing: ``--no-track`` and tests.
 
-    def __init__(self) -> None:
+    Args:
+        keep_artifacts: write the artifact files anyway and record their names (tests).
+    """
+
+    def __init__(self, keep_artifacts: bool = True) -> None:
+        self.keeps_artifacts = keep_artifacts
         self.run_id: str | None = None
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.tags: dict[str, str] = {}
@@ -102,6 +109,7 @@ class MlflowTracker:
         self.parent_run_id = parent_run_id
         self.flush_every = min(flush_every, MAX_BATCH)
         self.run_id: str | None = None
+        self.keeps_artifacts = True
         self.experiment_id: str | None = None
         self._buffer: list[Any] = []
         self._pending: list[Any] = []

@@ -223,6 +223,7 @@ def train(
             for remedy in remedies:  # clip after measuring, before the step
                 step_metrics.update(remedy.after_backward(params, grad_norm))
             optimizer.step()
+            model.constrain()
             for key, value in step_metrics.items():
                 interval[key] = interval.get(key, 0.0) + value
             counted += 1
@@ -271,10 +272,11 @@ def train(
         status = "FAILED"
     result.seconds = time.perf_counter() - started
     result.metrics = {**last, **artifacts.final_flow(recorder)}
-    with artifacts.folder() as out:
-        artifacts.write(out, run, result, recorder, device_label)
-        tracker.set_tags({"rnnlab.outcome": result.outcome})
-        tracker.log_artifacts(out)
+    tracker.set_tags({"rnnlab.outcome": result.outcome})
+    if tracker.keeps_artifacts:
+        with artifacts.folder() as out:
+            artifacts.write(out, run, result, recorder, device_label)
+            tracker.log_artifacts(out)
     tracker.finish(status)
     result.run_id = tracker.run_id
     result.where = tracker.describe()

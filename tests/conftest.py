@@ -15,6 +15,14 @@ from rnnlab.plugins import Registry, make_plugin_manager
 MakeDist = Callable[..., Path]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """Tiny models gain nothing from threads, and on a shared 2-core machine extra threads spin."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     """The registry of every installed plugin (built-ins through their entry points)."""

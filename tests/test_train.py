@@ -166,3 +166,13 @@ def test_mlflow_store_holds_the_run(write_config, registry, mlflow_uri: str) -> 
     assert summary["outcome"] == "completed" and summary["metrics"]["val/loss"] > 0
     png = (folder / "gradient_flow.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_training_keeps_cell_constraints(write_config, registry) -> None:
+    text = TINY.replace("name: lstm", "name: indrnn, recurrent_max: 0.5").replace("[clip]", "[]")
+    tracker = NullTracker()
+    run = load_run_config(write_config(text), registry, ["train.lr=1.0"])
+    result = train(run, tracker)
+    assert result.outcome == "completed"
+    # the spectral norm of diag(u) is max |u|: the bound holds after every step
+    assert all(v <= 0.5 + 1e-6 for _, v in tracker.history["weights/spectral_norm"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -17,8 +17,9 @@ class IndRNNCell(Cell):
     """h_t = f(W x_t + b + u * h_{t-1}) with an element-wise recurrent weight u, |u| <= bound.
 
     The paper keeps |u| <= 2^(1/T) on the adding problem (so a gradient can at most double over T
-    steps) and initialises u uniformly in [0, bound]. Here the bound is applied in the forward pass
-    (u is clamped), which keeps every step of training within it.
+    steps), initialises u uniformly in [0, bound] and clips u after every update. Here u is clipped
+    in place after every optimizer step (``constrain``), so it keeps learning at the bound, and the
+    forward pass also uses the clamped value, so the bound holds however the cell is used.
     """
 
     class Params(rnnlab.Params):
@@ -27,6 +28,15 @@ class IndRNNCell(Cell):
             1.0, gt=0, description="bound on |u|; the paper uses 2**(1/T) for sequences of length T"
         )
         recurrent_min: float = Field(0.0, ge=0, description="lower end of u's uniform init")
+
+        @model_validator(mode="after")
+        def _init_range(self) -> IndRNNCell.Params:
+            if self.recurrent_min > self.recurrent_max:
+                raise ValueError(
+                    f"recurrent_min ({self.recurrent_min}) must not exceed recurrent_max "
+                    f"({self.recurrent_max}): u is initialised uniformly between them"
+                )
+            return self
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"normalize"})
 
@@ -46,6 +56,11 @@ class IndRNNCell(Cell):
     def bounded_u(self) -> Tensor:
         bound = float(self.params.recurrent_max)  # type: ignore[attr-defined]
         return self.u.clamp(-bound, bound)
+
+    def constrain(self) -> None:
+        bound = float(self.params.recurrent_max)  # type: ignore[attr-defined]
+        with torch.no_grad():
+            self.u.clamp_(-bound, bound)
 
     def set_normalizers(self, make: NormalizerFactory) -> None:
         self.norm_input = make(self.hidden_size, "input")

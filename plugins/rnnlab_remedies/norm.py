@@ -6,7 +6,7 @@ Both put normalisers on the cell's input term W_x x_t and recurrent term W_h h_{
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -33,6 +33,15 @@ class TimeBatchNorm(Normalizer):
         self.running_var: Tensor
         self.register_buffer("running_mean", torch.zeros(0, features))
         self.register_buffer("running_var", torch.ones(0, features))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # the per-step buffers grow in training: take the saved length before loading them
+        for name in ("running_mean", "running_var"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                current = getattr(self, name)
+                setattr(self, name, current.new_empty(saved.shape))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _grow(self, steps: int, like: Tensor) -> None:
         have = self.running_mean.shape[0]

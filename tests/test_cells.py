@@ -1,0 +1,312 @@
+"""The built-in cells against independent implementations: nn.RNN / nn.LSTM / nn.GRU with copied
+weights (as pytorch's benchmarks/fastrnns/custom_lstms.py tests its LSTM), the tutorial SimpleRNN,
+IndRNN's bound, and the gradient-flow probes against a separate torch.autograd computation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from pydantic import ValidationError
+from rnnlab_cells.indrnn import IndRNNCell
+from rnnlab_cells.simple import SimpleRNN
+from rnnlab_cells.twins import ElmanCell, GRUCell, LSTMCell
+from torch import Tensor, nn
+
+from rnnlab.base import Cell, Params, State, TaskKind
+from rnnlab.model import build_model, run_loop
+from rnnlab.probe import flow_curve
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny tensors: one thread is fastest, and spinning threads slow a busy machine down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TOL: dict[str, Any] = {"rtol": 1e-5, "atol": 1e-5}
+T, B, I, H = 7, 3, 4, 6  # noqa: E741 - the usual names of the sizes
+
+TWINS: list[tuple[str, type[Cell], Params, Any]] = [
+    ("rnn-tanh", ElmanCell, ElmanCell.Params(), lambda: nn.RNN(I, H, nonlinearity="tanh")),
+    (
+        "rnn-relu",
+        ElmanCell,
+        ElmanCell.Params(nonlinearity="relu"),
+        lambda: nn.RNN(I, H, nonlinearity="relu"),
+    ),
+    ("lstm", LSTMCell, LSTMCell.Params(), lambda: nn.LSTM(I, H)),
+    ("gru", GRUCell, GRUCell.Params(), lambda: nn.GRU(I, H)),
+]
+
+
+def copy_weights(cell: Cell, torch_module: nn.RNNBase) -> None:
+    """Copy the torch module's parameters into the cell by name (weight_ih_l0, ...)."""
+    with torch.no_grad():
+        for name, value in torch_module.named_parameters():
+            getattr(cell.rnn, name).copy_(value)
+
+
+def torch_state(module: nn.RNNBase, state: State) -> Any:
+    if isinstance(module, nn.LSTM):
+        return (state[0].unsqueeze(0), state[1].unsqueeze(0))
+    return state[0].unsqueeze(0)
+
+
+def loop_with_state(cell: Cell, x: Tensor, state: State) -> tuple[Tensor, State]:
+    """The step path, keeping the final state (run_loop returns only the h_t)."""
+    hs = []
+    for t, u_t in enumerate(cell.project_inputs(x).unbind(0)):
+        h, state = cell.step(u_t, state, t)
+        hs.append(h)
+    return torch.stack(hs), state
+
+
+@pytest.mark.parametrize(("label", "cls", "params", "make_twin"), TWINS, ids=[t[0] for t in TWINS])
+@pytest.mark.parametrize("path", ["step", "fused"])
+def test_cell_equals_its_torch_twin(
+    label: str, cls: type[Cell], params: Params, make_twin: Any, path: str
+) -> None:
+    torch.manual_seed(0)
+    twin = make_twin()
+    torch.manual_seed(1)  # different initial weights: the copy must do the work
+    cell = cls(I, H, params)
+    copy_weights(cell, twin)
+    x = torch.randn(T, B, I)
+    start = tuple(torch.randn(B, H) for _ in cell.init_state(B))
+    expected, expected_last = twin(x, torch_state(twin, start))
+    if path == "fused":
+        assert cell.has_fused
+        out, last = cell.forward_fused(x, start)
+    else:
+        out, last = loop_with_state(cell, x, start)
+        torch.testing.assert_close(run_loop(cell, x, start, None), expected, **TOL)
+    torch.testing.assert_close(out, expected, **TOL)
+    finals = expected_last if isinstance(expected_last, tuple) else (expected_last,)
+    for mine, theirs in zip(last, finals, strict=True):
+        torch.testing.assert_close(mine, theirs[0], **TOL)
+    # gradients of one loss w.r.t. the weights agree too
+    target = torch.randn(T, B, H)
+    mine_grads = torch.autograd.grad(((out - target) ** 2).sum(), list(cell.rnn.parameters()))  # type: ignore[union-attr]
+    their_grads = torch.autograd.grad(((expected - target) ** 2).sum(), list(twin.parameters()))
+    for a, b in zip(mine_grads, their_grads, strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+@pytest.mark.parametrize("cls", [ElmanCell, LSTMCell, GRUCell])
+def test_model_uses_the_fused_path_only_when_not_probing(
+    cls: type[Cell], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = build_model(
+        cls,
+        cls.Params(),
+        input_size=I,
+        hidden_size=H,
+        layers=2,
+        output_size=1,
+        kind=TaskKind.REGRESSION_LAST,
+    )
+    calls = {"fused": 0, "step": 0}
+    for cell in model.layers():
+        fused, step = cell.forward_fused, cell.step
+
+        def spy_fused(x: Tensor, state: State, fused: Any = fused) -> Any:
+            calls["fused"] += 1
+            return fused(x, state)
+
+        def spy_step(u: Tensor, state: State, t: int, step: Any = step) -> Any:
+            calls["step"] += 1
+            return step(u, state, t)
+
+        monkeypatch.setattr(cell, "forward_fused", spy_fused)
+        monkeypatch.setattr(cell, "step", spy_step)
+    x = torch.randn(T, B, I)
+    unprobed, probes = model(x, probe=False)
+    assert calls == {"fused": 2, "step": 0} and probes == []
+    probed, probes = model(x, probe=True)
+    assert calls == {"fused": 2, "step": 2 * T} and len(probes) == 2
+    torch.testing.assert_close(probed, unprobed, **TOL)
+
+
+# --- IndRNN ----------------------------------------------------------------------------------
+
+
+def test_indrnn_bounds_the_recurrent_weight_and_defaults_to_relu() -> None:
+    params = IndRNNCell.Params(recurrent_max=0.8)
+    assert IndRNNCell.Params().nonlinearity == "relu"
+    torch.manual_seed(0)
+    cell = IndRNNCell(I, H, params)
+    assert ((cell.u >= 0.0) & (cell.u <= 0.8)).all()  # uniform init in [min, max]
+    with torch.no_grad():
+        cell.u.copy_(torch.tensor([3.0, -3.0, 0.5, -0.5, 0.8, 100.0]))
+    bounded = torch.tensor([0.8, -0.8, 0.5, -0.5, 0.8, 0.8])
+    torch.testing.assert_close(cell.recurrent_weight(), torch.diag(bounded))
+    x, h = torch.randn(B, I), torch.randn(B, H)
+    out, state = cell(x, (h,))
+    expected = torch.relu(cell.input(x) + bounded * h)
+    torch.testing.assert_close(out, expected)
+    assert (out >= 0).all() and (out == 0).any()  # relu: negative pre-activations cut to 0
+    # the bound holds for the gradient too: |dh_t/dh_{t-1}| <= recurrent_max per unit
+    h0 = torch.ones(B, H, requires_grad=True)
+    hs = run_loop(cell, torch.zeros(T, B, I), (h0,), None)
+    (grad,) = torch.autograd.grad(hs[-1].sum(), h0)
+    assert (grad.abs() <= 0.8**T + 1e-6).all()
+
+
+def test_indrnn_weight_pushed_to_the_bound_still_learns() -> None:
+    # the training loop calls constrain() after every optimizer step, as the paper clips u
+    torch.manual_seed(0)
+    cell = IndRNNCell(I, H, IndRNNCell.Params(recurrent_max=1.0))
+    optimizer = torch.optim.SGD(cell.parameters(), lr=1.0)
+    h0, x = torch.ones(B, H), torch.zeros(T, B, I)
+    for sign in (-1.0, -1.0, -1.0, 1.0):  # three steps pushing |u| up, then one pulling it down
+        optimizer.zero_grad()
+        (sign * run_loop(cell, x, (h0,), None)[-1].sum()).backward()
+        if sign < 0:
+            optimizer.step()
+            cell.constrain()
+    assert (cell.u.abs() <= 1.0).all()
+    assert cell.u.grad is not None and (cell.u.grad != 0).all()
+
+
+def test_indrnn_params_reject_an_empty_init_range() -> None:
+    with pytest.raises(ValidationError):
+        IndRNNCell.Params(recurrent_min=2.0, recurrent_max=1.0)
+
+
+# --- SimpleRNN (the tutorial) ----------------------------------------------------------------
+
+
+class TutorialRNN(nn.Module):
+    """The tutorial's class, verbatim (apart from type hints)."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
+        self.i2o = nn.Linear(input_size + hidden_size, output_size)
+        self.softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, input: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        combined = torch.cat((input, hidden), 1)
+        hidden = self.i2h(combined)
+        output = self.i2o(combined)
+        output = self.softmax(output)
+        return output, hidden
+
+    def initHidden(self) -> Tensor:  # noqa: N802 - the tutorial's name
+        return torch.zeros(1, self.hidden_size)
+
+
+def test_simple_rnn_reproduces_the_tutorial_example() -> None:
+    rnn = SimpleRNN(10, 20, SimpleRNN.Params(output_size=2))
+    output, hidden = rnn.tutorial_forward(torch.randn(1, 10), rnn.init_hidden())
+    assert output.shape == (1, 2) and hidden.shape == (1, 20)
+    torch.testing.assert_close(output.exp().sum(dim=1), torch.ones(1))
+    assert (output <= 0).all()  # log-probabilities
+
+
+def test_simple_rnn_equals_the_tutorial_class() -> None:
+    torch.manual_seed(0)
+    ours = SimpleRNN(10, 20, SimpleRNN.Params(output_size=2))
+    theirs = TutorialRNN(10, 20, 2)
+    theirs.load_state_dict(ours.state_dict())
+    hidden_ours, hidden_theirs = ours.init_hidden(), theirs.initHidden()
+    for x in torch.randn(5, 1, 10):
+        out_ours, hidden_ours = ours.tutorial_forward(x, hidden_ours)
+        out_theirs, hidden_theirs = theirs(x, hidden_theirs)
+        torch.testing.assert_close(out_ours, out_theirs, **TOL)
+        torch.testing.assert_close(hidden_ours, hidden_theirs, **TOL)
+    # the rnnlab cell interface computes the same hidden state
+    h, state = ours(x, (hidden_ours,))
+    torch.testing.assert_close(h, theirs(x, hidden_theirs)[1], **TOL)
+
+
+@pytest.mark.parametrize("nonlinearity", ["none", "tanh", "relu"])
+def test_simple_rnn_step_path_equals_forward(nonlinearity: str) -> None:
+    torch.manual_seed(0)
+    cell = SimpleRNN(I, H, SimpleRNN.Params.model_validate({"nonlinearity": nonlinearity}))
+    x = torch.randn(T, B, I)
+    state: State = (torch.randn(B, H),)
+    loop = run_loop(cell, x, state, None)
+    for t in range(T):
+        h, state = cell(x[t], state)
+        torch.testing.assert_close(loop[t], h, **TOL)
+
+
+# --- probes ----------------------------------------------------------------------------------
+
+TORCH_CELLS = {
+    "rnn": (ElmanCell, nn.RNNCell),
+    "lstm": (LSTMCell, nn.LSTMCell),
+    "gru": (GRUCell, nn.GRUCell),
+}
+
+
+def manual_hidden_states(
+    cells: list[nn.RNNCellBase], x: Tensor
+) -> tuple[list[list[Tensor]], Tensor]:
+    """A separate loop over torch's own cells: every layer's h_t, and the top layer's outputs."""
+    every: list[list[Tensor]] = []
+    inputs = list(x.unbind(0))
+    for cell in cells:
+        h = torch.zeros(x.shape[1], cell.hidden_size)
+        c = torch.zeros_like(h)
+        hs = []
+        for x_t in inputs:
+            if isinstance(cell, nn.LSTMCell):
+                h, c = cell(x_t, (h, c))
+            else:
+                h = cell(x_t, h)
+            hs.append(h)
+        every.append(hs)
+        inputs = hs
+    return every, torch.stack(inputs)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("kind", [TaskKind.REGRESSION_LAST, TaskKind.CLASSIFY_EVERY])
+def test_probes_equal_an_independent_autograd_computation(
+    name: str, layers: int, kind: TaskKind
+) -> None:
+    ours_cls, torch_cls = TORCH_CELLS[name]
+    torch.manual_seed(0)
+    model = build_model(
+        ours_cls,
+        ours_cls.Params(),
+        input_size=I,
+        hidden_size=H,
+        layers=layers,
+        output_size=3,
+        kind=kind,
+    )
+    cells = [torch_cls(I if layer == 0 else H, H) for layer in range(layers)]
+    head = nn.Linear(H, 3)
+    with torch.no_grad():
+        for ours, theirs in zip(model.layers(), cells, strict=True):
+            for param in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(theirs, param).copy_(getattr(ours, param))
+        head.load_state_dict(model.head.state_dict())
+    x = torch.randn(T, B, I)
+    target = torch.randn(T, B, 3) if kind is TaskKind.CLASSIFY_EVERY else torch.randn(B, 3)
+
+    out, probes = model(x, probe=True)
+    ((out - target) ** 2).mean().backward()
+
+    every, top = manual_hidden_states(cells, x)
+    manual_out = head(top) if kind is TaskKind.CLASSIFY_EVERY else head(top[-1])
+    torch.testing.assert_close(out, manual_out, **TOL)
+    loss = ((manual_out - target) ** 2).mean()
+    grads = torch.autograd.grad(loss, [h for hs in every for h in hs])
+    for layer, probe in enumerate(probes):
+        assert probe.grad is not None
+        expected = torch.stack(grads[layer * T : (layer + 1) * T])
+        torch.testing.assert_close(probe.grad, expected, **TOL)
+        curve = expected.double().norm(dim=-1).mean(dim=1).numpy()
+        assert flow_curve(probe) == pytest.approx(curve, rel=1e-5, abs=1e-9)

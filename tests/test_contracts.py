@@ -1,0 +1,201 @@
+"""Every built-in cell, dataset and remedy passes the contract suites of rnnlab.testing, by the
+same one-subclass idiom a third-party plugin uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnnlab_cells.indrnn import IndRNNCell
+from rnnlab_cells.simple import SimpleRNN
+from rnnlab_cells.twins import ElmanCell, GRUCell, LSTMCell
+from rnnlab_remedies.clip import GradientClipping
+from rnnlab_remedies.gating import Gating
+from rnnlab_remedies.norm import BatchNormRemedy, LayerNormRemedy
+from rnnlab_remedies.relu import IdentityReLU
+from rnnlab_remedies.residual import Residual
+from rnnlab_tasks.adding import AddingProblem
+from rnnlab_tasks.copy import CopyMemory
+from rnnlab_tasks.digits import SequentialDigits
+from rnnlab_tasks.mnist import SequentialMNIST
+from test_tasks import make_mnist
+
+from rnnlab.base import Params
+from rnnlab.testing import CellContract, DatasetContract, RemedyContract, installed_registry
+
+# --- cells -----------------------------------------------------------------------------------
+
+
+class TestRNNTanh(CellContract):
+    cell_cls = ElmanCell
+
+
+class TestRNNRelu(CellContract):
+    cell_cls = ElmanCell
+    params = ElmanCell.Params(nonlinearity="relu")
+
+
+class TestLSTM(CellContract):
+    cell_cls = LSTMCell
+
+
+class TestLSTMForgetBias(CellContract):
+    cell_cls = LSTMCell
+    params = LSTMCell.Params(forget_bias=1.0)
+
+
+class TestGRU(CellContract):
+    cell_cls = GRUCell
+
+
+class TestIndRNN(CellContract):
+    cell_cls = IndRNNCell
+
+
+class TestSimple(CellContract):
+    cell_cls = SimpleRNN
+
+
+class TestSimpleTanhWithOutput(CellContract):
+    cell_cls = SimpleRNN
+    params = SimpleRNN.Params(nonlinearity="tanh", output_size=2)
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+
+class TestAdding(DatasetContract):
+    dataset_cls = AddingProblem
+    params = AddingProblem.Params(seq_len=10, val_size=50, test_size=30)
+
+
+class TestCopy(DatasetContract):
+    dataset_cls = CopyMemory
+    params = CopyMemory.Params(seq_len=5, val_size=50, test_size=30)
+
+
+class TestDigits(DatasetContract):
+    dataset_cls = SequentialDigits
+
+
+class TestDigitsRowsPermuted(DatasetContract):
+    dataset_cls = SequentialDigits
+    params = SequentialDigits.Params(mode="row", permute=True)
+
+
+class TestMNIST(DatasetContract):
+    dataset_cls = SequentialMNIST
+
+    def make_params(self, tmp_path: Path) -> Params:
+        make_mnist(tmp_path, gz=True)  # tiny IDX files: 20 training, 10 test images
+        return SequentialMNIST.Params(root=str(tmp_path), mode="row", val_size=5)
+
+
+class TestMNISTPixels(DatasetContract):
+    dataset_cls = SequentialMNIST
+    train_batches = 8
+
+    def make_params(self, tmp_path: Path) -> Params:
+        make_mnist(tmp_path, gz=False)
+        return SequentialMNIST.Params(root=str(tmp_path), val_size=5)
+
+
+# --- remedies --------------------------------------------------------------------------------
+
+
+class TestClipNorm(RemedyContract):
+    remedy_cls = GradientClipping
+    params = GradientClipping.Params(mode="norm", threshold=0.01)
+
+
+class TestClipValue(RemedyContract):
+    remedy_cls = GradientClipping
+    params = GradientClipping.Params(mode="value", threshold=0.01)
+
+
+class TestReluOnRNN(RemedyContract):
+    remedy_cls = IdentityReLU
+
+
+class TestReluOnSimple(RemedyContract):
+    remedy_cls = IdentityReLU
+    params = IdentityReLU.Params(scale=0.9)
+    cell_name = "simple"
+
+
+class TestBatchNormOnRNN(RemedyContract):
+    remedy_cls = BatchNormRemedy
+
+
+class TestBatchNormOnLSTM(RemedyContract):
+    remedy_cls = BatchNormRemedy
+    cell_name = "lstm"
+
+
+class TestBatchNormOnGRU(RemedyContract):
+    remedy_cls = BatchNormRemedy
+    cell_name = "gru"
+
+
+class TestBatchNormOnIndRNN(RemedyContract):
+    remedy_cls = BatchNormRemedy
+    cell_name = "indrnn"
+
+
+class TestLayerNormOnRNN(RemedyContract):
+    remedy_cls = LayerNormRemedy
+
+
+class TestLayerNormOnLSTM(RemedyContract):
+    remedy_cls = LayerNormRemedy
+    cell_name = "lstm"
+
+
+class TestLayerNormOnGRU(RemedyContract):
+    remedy_cls = LayerNormRemedy
+    cell_name = "gru"
+
+
+class TestLayerNormOnIndRNN(RemedyContract):
+    remedy_cls = LayerNormRemedy
+    cell_name = "indrnn"
+
+
+class TestResidualOnRNN(RemedyContract):
+    remedy_cls = Residual
+
+
+class TestResidualOnLSTM(RemedyContract):
+    remedy_cls = Residual
+    cell_name = "lstm"
+
+
+class TestGatingOnRNN(RemedyContract):
+    remedy_cls = Gating
+
+
+class TestGatingOnLSTM(RemedyContract):
+    remedy_cls = Gating
+    params = Gating.Params(bias=-1.0)
+    cell_name = "lstm"
+
+
+# --- every built-in is covered ---------------------------------------------------------------
+
+
+def test_every_builtin_has_a_contract_test() -> None:
+    """A new built-in plugin class must get its one-line contract subclass here."""
+    covered: set[type] = set()
+    for suite, attribute in (
+        (CellContract, "cell_cls"),
+        (DatasetContract, "dataset_cls"),
+        (RemedyContract, "remedy_cls"),
+    ):
+        covered.update(getattr(c, attribute) for c in suite.__subclasses__())
+    registry = installed_registry()
+    builtin = [
+        entry.cls
+        for entries in registry.entries.values()
+        for entry in entries.values()
+        if entry.plugin.distribution == "rnnlab"
+    ]
+    assert builtin and [c.__qualname__ for c in builtin if c not in covered] == []
