@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 import rnnlab
-from rnnlab.probe import FlowRecorder, summarize
+from rnnlab.probe import FlowRecorder
 
 if TYPE_CHECKING:
     from rnnlab.base import Dataset
@@ -48,14 +48,6 @@ def tags(run: ResolvedRun, device: str) -> dict[str, str]:
         "rnnlab.version": rnnlab.__version__,
         "rnnlab.source": run.source,
     }
-
-
-def final_flow(recorder: FlowRecorder) -> dict[str, float]:
-    """The last probe's summaries (top layer), for the run's summary."""
-    if not recorder.curves:
-        return {}
-    summary = summarize(recorder.curves[-1][-1])
-    return {f"final/{k}": v for k, v in summary.as_metrics(prefix="").items()}
 
 
 @contextlib.contextmanager

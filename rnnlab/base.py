@@ -47,7 +47,7 @@ class Normalizer(nn.Module):
     """A normalisation applied inside a cell: ``forward(x, t)`` with ``t`` the time index
     (batch-norm keeps statistics per time step; layer-norm ignores it)."""
 
-    def forward(self, x: Tensor, t: int) -> Tensor:  # pragma: no cover - interface
+    def forward(self, x: Tensor, t: int | None) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
 

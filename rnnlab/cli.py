@@ -38,27 +38,32 @@ def plugins_of(ctx: click.Context) -> Any:
     return root.meta[_PLUGINS]
 
 
-class RnnlabGroup(click.Group):
-    """Adds plugin commands (``register_commands``) lazily and turns errors into clean exits."""
+def plugin_commands(plugins: Any, builtin: click.Group) -> dict[str, click.Command]:
+    """The commands plugins add (``register_commands``), next to ``builtin``'s, never over them."""
+    scratch = click.Group(commands=dict(builtin.commands))
+    plugins.add_commands(scratch)
+    return {n: c for n, c in scratch.commands.items() if n not in builtin.commands}
 
-    def _load(self, ctx: click.Context) -> None:
-        if not ctx.meta.get("rnnlab.commands"):
-            ctx.meta["rnnlab.commands"] = True
+
+class RnnlabGroup(click.Group):
+    """Adds plugin commands lazily, per invocation, and turns errors into clean exits."""
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        root = ctx.find_root()
+        if "rnnlab.commands" not in root.meta:
             try:
-                plugins_of(ctx).add_commands(self)
+                root.meta["rnnlab.commands"] = plugin_commands(plugins_of(ctx), self)
             except RnnlabError as exc:
                 raise _Failed(exc) from None
+        commands: dict[str, click.Command] = root.meta["rnnlab.commands"]
+        return commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load(ctx)
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is None:
-            self._load(ctx)
-            command = super().get_command(ctx, cmd_name)
-        return command
+        return command if command is not None else self._plugin_commands(ctx).get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -111,8 +116,9 @@ def run(
     from rnnlab import console
 
     plugins = plugins_of(ctx)
-    console.warn_plugin_errors(plugins)
-    code = console.run_file(plugins.registry(), config, overrides, not no_track, tracking_uri)
+    registry = plugins.registry()
+    console.warn_plugin_errors(plugins)  # after registering: those errors count too
+    code = console.run_file(registry, config, overrides, not no_track, tracking_uri)
     ctx.exit(code)
 
 
@@ -122,8 +128,15 @@ def run(
 def plugins_command(ctx: click.Context, as_json: bool) -> None:
     """List installed plugins: what each registered, its version, and load errors."""
     from rnnlab import console
+    from rnnlab.plugins import env_flag, make_plugin_manager
 
-    console.show_plugins(plugins_of(ctx), as_json)
+    plugins = make_plugin_manager(strict=False)  # list everything, broken plugins included
+    plugin_commands(plugins, cli)  # records command errors too
+    console.show_plugins(plugins, as_json)
+    plugins.strict = bool(ctx.find_root().params.get("strict_plugins")) or env_flag(
+        "RNNLAB_STRICT_PLUGINS"
+    )
+    plugins.raise_if_strict()  # strict: exit 2 once the listing is out
 
 
 def main(argv: list[str] | None = None) -> None:

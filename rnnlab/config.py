@@ -91,6 +91,8 @@ class RunConfig(_Strict):
     @field_validator("remedies", mode="before")
     @classmethod
     def _remedy_names(cls, value: Any) -> Any:
+        if isinstance(value, str | dict):  # remedies: clip -> [clip]
+            value = [value]
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
@@ -233,13 +235,19 @@ def resolve(source: Source, registry: Registry) -> ResolvedRun:
         reason = remedy.cls.incompatibility(  # type: ignore[attr-defined]
             cell.name, cell.cls, others, config.model.layers
         )
-        if reason:
-            fits = _cells_supporting(registry, remedy.cls)
-            fix = f"; cells that support it: {', '.join(fits)}" if fits else ""
+        if not reason:
+            continue
+        where = source.where(("remedies", i))
+        if remedy.cls.requires <= getattr(cell.cls, "capabilities", frozenset()):  # type: ignore[attr-defined]
             raise IncompatibleError(
-                f"{source.where(('remedies', i))}: remedy {remedy.name!r} is incompatible with "
-                f"cell {cell.name!r}: {reason}. Remove it from remedies or change the cell{fix}"
+                f"{where}: remedy {remedy.name!r} {reason}; remove one of them from remedies"
             )
+        fits = _cells_supporting(registry, remedy.cls)
+        fix = f"; cells that support it: {', '.join(fits)}" if fits else ""
+        raise IncompatibleError(
+            f"{where}: remedy {remedy.name!r} is incompatible with cell {cell.name!r}: "
+            f"{reason}. Remove it from remedies or change the cell{fix}"
+        )
     name = config.name or (source.path.stem if source.path else "rnnlab")
     return ResolvedRun(config, name, dataset, cell, tuple(remedies), source.name)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
@@ -110,10 +109,7 @@ def run_file(
 
 def plugin_rows(plugins: Plugins) -> list[dict[str, Any]]:
     """One row per distribution (or per unpackaged plugin): version, names by kind, errors."""
-    from rnnlab.errors import RnnlabError
-
-    with contextlib.suppress(RnnlabError):  # strict mode: the errors are listed below anyway
-        plugins.registry()
+    plugins.registry()  # registering finds the remaining errors
     rows: dict[str, dict[str, Any]] = {}
     for info in plugins.infos.values():
         key = info.distribution or f"{info.name} (no distribution)"

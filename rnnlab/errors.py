@@ -25,5 +25,9 @@ class PluginError(RnnlabError):
     exit_code = 2
 
 
+class SetupError(RnnlabError):
+    """A plugin class raised while the run was being built; the message names it."""
+
+
 class DataError(ConfigError):
     """A dataset's files are missing or malformed; the message says where to put them."""

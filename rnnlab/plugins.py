@@ -31,7 +31,13 @@ _BASES = {"cell": "Cell", "dataset": "Dataset", "remedy": "Remedy"}
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 
-def _env_flag(name: str) -> bool:
+def _canonical(name: str | None) -> str:
+    """A distribution name as PEP 503 compares it: ``My_Plugin`` and ``my-plugin`` are one."""
+    return "" if name is None else re.sub(r"[-_.]+", "-", name).lower()
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable is set to 1, true, yes or on."""
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -93,7 +99,7 @@ class Plugins:
             seen.add((ep.name, ep.value))
             dist = ep.dist
             dist_name = dist.name if dist is not None else None
-            if only is not None and ep.name not in only and dist_name not in only:
+            if only is not None and ep.name not in only and _canonical(dist_name) not in only:
                 continue
             info = PluginInfo(
                 name=ep.name,
@@ -111,9 +117,15 @@ class Plugins:
             self.add(ep.name, plugin, info)
 
     # -- calling hooks -------------------------------------------------------------------------
-    def call_each(self, hook: str, kwargs: Callable[[PluginInfo], dict[str, Any]]) -> None:
+    def call_each(
+        self,
+        hook: str,
+        kwargs: Callable[[PluginInfo], dict[str, Any]],
+        after: Callable[[PluginInfo], None] | None = None,
+    ) -> None:
         """Call ``hook`` on every plugin separately, in registration order, with the arguments
-        ``kwargs(plugin)`` gives; an exception is recorded on its plugin, never raised."""
+        ``kwargs(plugin)`` gives, then ``after(plugin)``; an exception is recorded on its
+        plugin, never raised."""
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             info = self.infos[impl.plugin_name]
             args = kwargs(info)
@@ -123,9 +135,27 @@ class Plugins:
             except Exception as exc:
                 info.errors.append(f"{hook} raised {type(exc).__name__}: {exc}")
                 self._log(f"  raised {type(exc).__name__}: {exc}")
+            if after is not None:
+                after(info)
 
     def add_commands(self, cli: Any) -> None:
-        self.call_each("register_commands", lambda info: {"cli": cli})
+        """``register_commands(cli)``; a plugin may add commands but never replace one."""
+        before: dict[str, Any] = {}
+
+        def arguments(info: PluginInfo) -> dict[str, Any]:
+            before.clear()
+            before.update(cli.commands)
+            return {"cli": cli}
+
+        def keep_existing(info: PluginInfo) -> None:
+            for name, command in before.items():
+                if cli.commands.get(name) is not command:
+                    cli.commands[name] = command
+                    info.errors.append(
+                        f"register_commands: command {name!r} already exists; choose another name"
+                    )
+
+        self.call_each("register_commands", arguments, keep_existing)
         self.raise_if_strict()
 
     def registry(self) -> Registry:
@@ -179,6 +209,8 @@ class Registry:
             other = self.entries[kind].get(name)
             owners = self.clashes.get((kind, name))
             if other is not None or owners is not None:
+                if other is not None:  # the name is nobody's now
+                    other.plugin.registered[kind].remove(name)
                 owners = owners or [other.plugin]  # type: ignore[union-attr]
                 owners.append(info)
                 self.clashes[(kind, name)] = owners
@@ -223,7 +255,8 @@ class Registry:
                 f"one with RNNLAB_LOAD_PLUGINS"
             )
         installed = ", ".join(self.names(kind)) or "none (is rnnlab installed? `pip install -e .`)"
-        message = f"unknown {kind} {name!r}; installed {kind}s: {installed}."
+        plural = "remedies" if kind == "remedy" else f"{kind}s"
+        message = f"unknown {kind} {name!r}; installed {plural}: {installed}."
         close = difflib.get_close_matches(str(name), self.names(kind), n=1)
         if close:
             message += f" Did you mean {close[0]!r}?"
@@ -255,15 +288,17 @@ def make_plugin_manager(
     """
     if load == "env":
         raw = os.environ.get("RNNLAB_LOAD_PLUGINS")
-        only = None if raw is None else {n.strip() for n in raw.split(",") if n.strip()}
+        names = None if raw is None else [n.strip() for n in raw.split(",") if n.strip()]
     else:
-        only = None if load is None else set(load)
+        names = None if load is None else list(load)
+    # entry-point names as given; distribution names compared in their canonical form
+    only = None if names is None else {*names, *(_canonical(n) for n in names)}
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     plugins = Plugins(
         pm,
-        strict=_env_flag("RNNLAB_STRICT_PLUGINS") if strict is None else strict,
-        trace=_env_flag("RNNLAB_TRACE_PLUGINS") if trace is None else trace,
+        strict=env_flag("RNNLAB_STRICT_PLUGINS") if strict is None else strict,
+        trace=env_flag("RNNLAB_TRACE_PLUGINS") if trace is None else trace,
     )
     if entry_points:
         plugins.load_entry_points(only)

@@ -32,9 +32,10 @@ class Source:
 
     def where(self, key: Key) -> str:
         """``file, line N, key a.b`` for the closest key path that has a known origin."""
-        for n in range(len(key), 0, -1):
+        for n in range(len(key), 0, -1):  # an override of a parent replaced everything below
             if key[:n] in self.overrides:
                 return f"{self.overrides[key[:n]]}, key {dotted(key)}"
+        for n in range(len(key), 0, -1):
             if key[:n] in self.lines:
                 return f"{self.name}, line {self.lines[key[:n]]}, key {dotted(key)}"
         return f"{self.name}, key {dotted(key)}" if key else self.name

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnnlab.base import Dataset
+from rnnlab.base import Dataset, Remedy
 from rnnlab.config import ResolvedRun
+from rnnlab.errors import ConfigError, RnnlabError, SetupError
 from rnnlab.model import SequenceModel, build_model
 from rnnlab.probe import FlowRecorder, FlowSummary
 from rnnlab.tracking import NullTracker, Tracker
@@ -51,6 +52,24 @@ class RunResult:
     seconds: float = 0.0
 
 
+class _Means:
+    """Per-step scalars summed since the last logged step; logged as their means."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def take(self) -> dict[str, float]:
+        means = {k: v / self.count for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
 def prepare_process(flush_denormal: bool, threads: int | None) -> None:
     """Process-wide torch settings; call first, before any parallel op (MEASURED.md: flushing set
     late only halves the cost of denormals instead of removing it)."""
@@ -61,9 +80,46 @@ def prepare_process(flush_denormal: bool, threads: int | None) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a torch device; a device this machine lacks is a ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise ConfigError(
+                f"train.device: {name!r} is not available (this machine has {count} CUDA "
+                f"device(s)); use device: auto or cpu"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device: {name!r} is not available; use device: auto or cpu")
+    return device
+
+
+def build(run: ResolvedRun, device: torch.device) -> tuple[Dataset, list[Remedy], SequenceModel]:
+    """Instantiate the plugins of ``run``; a plugin that fails here is named in the error."""
+    stage = f"dataset {run.dataset.name!r} ({run.dataset.cls.__module__})"
+    try:
+        dataset = run.instantiate_dataset()
+        next(iter(dataset.batches("val", 1)), None)  # missing or malformed data: fail now
+        stage = "remedies " + ", ".join(f"{r.name!r} ({r.cls.__module__})" for r in run.remedies)
+        remedies = run.instantiate_remedies()
+        stage = f"cell {run.cell.name!r} ({run.cell.cls.__module__}) with its remedies"
+        model = build_model(
+            run.cell_cls,
+            run.cell.params,
+            input_size=dataset.input_size,
+            hidden_size=run.config.cell.hidden_size,
+            layers=run.config.model.layers,
+            output_size=dataset.output_size,
+            kind=dataset.kind,
+            remedies=remedies,
+        ).to(device)
+    except RnnlabError:
+        raise
+    except Exception as exc:
+        raise SetupError(f"{stage} failed to build: {type(exc).__name__}: {exc}") from exc
+    return dataset, remedies, model
 
 
 def describe_device(device: torch.device) -> str:
@@ -159,18 +215,7 @@ def train(
     prepare_process(t.flush_denormal, t.threads)
     torch.manual_seed(run.config.seed)
     device = resolve_device(t.device)
-    dataset = run.instantiate_dataset()
-    remedies = run.instantiate_remedies()
-    model = build_model(
-        run.cell_cls,
-        run.cell.params,
-        input_size=dataset.input_size,
-        hidden_size=run.config.cell.hidden_size,
-        layers=run.config.model.layers,
-        output_size=dataset.output_size,
-        kind=dataset.kind,
-        remedies=remedies,
-    ).to(device)
+    dataset, remedies, model = build(run, device)
     optimizer = make_optimizer(model, run)
     names = [n for n, _ in model.named_parameters()]
     params = list(model.parameters())
@@ -187,8 +232,7 @@ def train(
     result = RunResult("completed", 0)
     started = time.perf_counter()
     last: dict[str, float] = {}
-    interval: dict[str, float] = {}  # sums since the last logged step, logged as means
-    counted = 0
+    interval = _Means()
     try:
         last.update(evaluate(model, dataset, "val", max(t.batch_size, 256), device))
         tracker.log_metrics(last, step=0)
@@ -215,26 +259,20 @@ def train(
                 )
                 tracker.log_metrics({"diverged_at": step}, step=step)
                 break
-            step_metrics = {
-                "train/loss": loss_value,
-                "grad/global_norm": grad_norm,
-                "grad/clipped": 0.0,
-            }
+            metrics: dict[str, float] = {}
+            if probing:  # before the update, like every other gradient metric of this step
+                summaries = recorder.record(step, probes)
+                metrics.update(probe_metrics(model, summaries, names, norms))
+                last.update(summaries[-1].as_metrics())  # the top layer's, for the summary
+            step_metrics = {"train/loss": loss_value, "grad/global_norm": grad_norm}
+            step_metrics["grad/clipped"] = 0.0
             for remedy in remedies:  # clip after measuring, before the step
                 step_metrics.update(remedy.after_backward(params, grad_norm))
             optimizer.step()
             model.constrain()
-            for key, value in step_metrics.items():
-                interval[key] = interval.get(key, 0.0) + value
-            counted += 1
-            metrics: dict[str, float] = {}
-            if step % t.log_every == 0 or probing:
-                metrics = {k: v / counted for k, v in interval.items()}
-                interval, counted = {}, 0
-            if probing:
-                summaries = recorder.record(step, probes)
-                metrics.update(probe_metrics(model, summaries, names, norms))
-                last["grad/log10_ratio"] = summaries[-1].log10_ratio
+            interval.add(step_metrics)
+            if probing or step % t.log_every == 0 or step == t.steps - 1:
+                metrics.update(interval.take())
             if metrics:
                 tracker.log_metrics(metrics, step=step)
             done = step + 1
@@ -258,6 +296,9 @@ def train(
                         done / max(elapsed, 1e-9),
                     )
                 )
+        rest = interval.take()  # steps since the last logged one (pruned or diverged runs)
+        if rest:
+            tracker.log_metrics(rest, step=max(result.steps_done - 1, 0))
         status = "FINISHED"
     except KeyboardInterrupt:
         tracker.set_tags({"rnnlab.outcome": "failed"})
@@ -271,7 +312,7 @@ def train(
         )
         status = "FAILED"
     result.seconds = time.perf_counter() - started
-    result.metrics = {**last, **artifacts.final_flow(recorder)}
+    result.metrics = dict(last)
     tracker.set_tags({"rnnlab.outcome": result.outcome})
     if tracker.keeps_artifacts:
         with artifacts.folder() as out:
@@ -290,4 +331,6 @@ def summary_line(result: RunResult) -> str:
         if k in result.metrics
     }
     parts = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
-    return f"{result.outcome} after {result.steps_done} steps ({result.seconds:.1f} s): {parts}"
+    steps = f"{result.steps_done} step" + ("" if result.steps_done == 1 else "s")
+    line = f"{result.outcome} after {steps} ({result.seconds:.1f} s)"
+    return f"{line}: {parts}" if parts else line

@@ -138,3 +138,20 @@ def test_diverged_run_exits_0_and_says_so(tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(cli, ["run", "run.yaml", "--no-track"])
     assert result.exit_code == 0, result.output
     assert "diverged (NaN/Inf) at step 0" in result.output
+
+
+def test_malformed_data_files_exit_2_before_any_run_is_recorded(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from tests.test_tasks import make_mnist
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    make_mnist(tmp_path / "mnist", gz=False)
+    (tmp_path / "mnist" / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01garbage")
+    config = TINY.replace("{name: adding, seq_len: 12, val_size: 64}", "{name: mnist, root: mnist}")
+    (tmp_path / "run.yaml").write_text(config)
+    result = CliRunner().invoke(cli, ["run", "run.yaml", "--set", "dataset.val_size=5"])
+    assert result.exit_code == 2, result.output
+    assert "train-images-idx3-ubyte" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "mlflow.db").exists()

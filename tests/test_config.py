@@ -143,3 +143,19 @@ def test_incompatible_remedy_is_refused_with_the_fix(write_config, registry) -> 
 def test_conflicting_remedies(write_config, registry) -> None:
     msg = _error(write_config, registry, TINY.replace("[clip]", "[batchnorm, layernorm]"))
     assert "cannot be combined with 'layernorm'" in msg
+
+
+def test_conflicting_remedies_blame_the_remedies_not_the_cell(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY.replace("[clip]", "[batchnorm, layernorm]"))
+    assert "remove one of them from remedies" in msg and "change the cell" not in msg
+
+
+def test_an_error_inside_a_replaced_list_cites_the_flag(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY, ["remedies=[{name: clip, treshold: 2}]"])
+    assert msg.startswith("--set remedies=[{name: clip, treshold: 2}], key remedies.0.treshold")
+    assert "Did you mean 'threshold'?" in msg
+
+
+def test_a_single_remedy_may_be_written_without_a_list(write_config, registry) -> None:
+    run = load_run_config(write_config(TINY.replace("[clip]", "clip")), registry)
+    assert [r.name for r in run.remedies] == ["clip"]

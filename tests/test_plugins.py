@@ -199,3 +199,57 @@ def test_plugins_command_lists_distributions_names_and_errors(fake_dist) -> None
     assert "brokendist 1.0 BROKEN" in text and "cells: gru, indrnn, lstm, rnn, simple" in text
     strict = runner.invoke(cli, ["--strict-plugins", "plugins"])
     assert strict.exit_code == 2 and "brokendist" in strict.output
+
+
+def test_a_plugin_command_cannot_replace_a_builtin(fake_dist) -> None:
+    source = """
+import click
+import rnnlab
+
+@rnnlab.hookimpl
+def register_commands(cli):
+    @cli.command()
+    def run():
+        click.echo("hijacked")
+"""
+    fake_dist("rnnlab-hijack", {"hijack": "hijack_plugin"}, {"hijack_plugin": source})
+    runner = CliRunner()
+    listing = runner.invoke(cli, ["plugins"]).output
+    assert "command 'run' already exists; choose another name" in listing
+    result = runner.invoke(cli, ["run", "--help"])
+    assert "Train one configuration" in result.output and "hijacked" not in result.output
+
+
+def test_a_clashing_name_is_listed_by_neither_plugin(fake_dist) -> None:
+    clash = GOOD_CELL.replace('register("echo", Echo)', 'register("gru", Echo)')
+    fake_dist("rnnlab-clash", {"clash": "clash_plugin"}, {"clash_plugin": clash})
+    rows = json.loads(CliRunner().invoke(cli, ["plugins", "--json"]).output)
+    rnnlab_row = next(r for r in rows if r["distribution"] == "rnnlab")
+    assert "gru" not in rnnlab_row["cells"] and "lstm" in rnnlab_row["cells"]
+
+
+def test_strict_plugins_lists_then_fails_for_registration_errors_too(fake_dist) -> None:
+    bad = "import rnnlab\n\n@rnnlab.hookimpl\ndef register_cells(register):\n    register('x', 1)\n"
+    fake_dist("baddist", {"bad": "bad_mod"}, {"bad_mod": bad})
+    result = CliRunner().invoke(cli, ["--strict-plugins", "plugins"])
+    assert result.exit_code == 2
+    assert "cells: gru, indrnn, lstm, rnn, simple" in result.output  # the listing came first
+    assert "Error: plugin errors (strict mode" in result.output
+
+
+def test_load_plugins_matches_distribution_names_canonically(fake_dist, monkeypatch) -> None:
+    fake_dist("rnnlab-echo", {"echo": "echo_plugin"}, {"echo_plugin": GOOD_CELL})
+    monkeypatch.setenv("RNNLAB_LOAD_PLUGINS", "RNNLAB_Echo")
+    assert make_plugin_manager().registry().names("cell") == ["echo"]
+
+
+def test_run_warns_about_registration_errors(fake_dist, tmp_path, monkeypatch) -> None:
+    from tests.conftest import TINY
+
+    bad = "import rnnlab\n\n@rnnlab.hookimpl\ndef register_cells(register):\n    register('x', 1)\n"
+    fake_dist("baddist", {"bad": "bad_mod"}, {"bad_mod": bad})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.yaml").write_text(TINY)
+    result = CliRunner().invoke(cli, ["run", "run.yaml", "--no-track", "--set", "train.steps=1"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: plugin 'bad' (baddist 1.0): registered cell 'x' badly" in result.output

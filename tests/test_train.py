@@ -176,3 +176,34 @@ def test_training_keeps_cell_constraints(write_config, registry) -> None:
     assert result.outcome == "completed"
     # the spectral norm of diag(u) is max |u|: the bound holds after every step
     assert all(v <= 0.5 + 1e-6 for _, v in tracker.history["weights/spectral_norm"])
+
+
+def test_a_plugin_that_fails_to_build_is_named(write_config) -> None:
+    from rnnlab.base import Cell
+    from rnnlab.errors import SetupError
+
+    class Broken(Cell):
+        def __init__(self, input_size, hidden_size, params=None):
+            raise ValueError("bad weights")
+
+    extra = [("broken", plugin_registering("cell", "broken", Broken))]
+    registry = make_plugin_manager(load=None, extra=extra).registry()
+    run = load_run_config(write_config(TINY.replace("lstm", "broken")), registry)
+    tracker = NullTracker()
+    with pytest.raises(
+        SetupError, match="cell 'broken' .* failed to build: ValueError: bad weights"
+    ):
+        train(run, tracker)
+    assert tracker.status is None  # nothing was recorded
+
+
+def test_a_device_the_machine_lacks_is_a_config_error(write_config, registry) -> None:
+    import torch
+
+    from rnnlab.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    run = load_run_config(write_config(TINY), registry, ["train.device=cuda:0"])
+    with pytest.raises(ConfigError, match="train.device: 'cuda:0' is not available"):
+        train(run, NullTracker())
