@@ -248,8 +248,18 @@ def resolve(source: Source, registry: Registry) -> ResolvedRun:
             f"{where}: remedy {remedy.name!r} is incompatible with cell {cell.name!r}: "
             f"{reason}. Remove it from remedies or change the cell{fix}"
         )
+    _check_device(source, config.train.device)
     name = config.name or (source.path.stem if source.path else "rnnlab")
     return ResolvedRun(config, name, dataset, cell, tuple(remedies), source.name)
+
+
+def _check_device(source: Source, device: str) -> None:
+    from rnnlab.devices import resolve_device  # torch: the registry has imported it already
+
+    try:
+        resolve_device(device)
+    except ConfigError as exc:
+        raise source.error(("train", "device"), str(exc).removeprefix("train.device: ")) from None
 
 
 def _cells_supporting(registry: Registry, remedy_cls: Any) -> list[str]:

@@ -18,7 +18,8 @@ from torch import Tensor
 
 from rnnlab.base import Dataset, Remedy
 from rnnlab.config import ResolvedRun
-from rnnlab.errors import ConfigError, RnnlabError, SetupError
+from rnnlab.devices import describe_device, resolve_device
+from rnnlab.errors import RnnlabError, SetupError
 from rnnlab.model import SequenceModel, build_model
 from rnnlab.probe import FlowRecorder, FlowSummary
 from rnnlab.tracking import NullTracker, Tracker
@@ -79,23 +80,6 @@ def prepare_process(flush_denormal: bool, threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``train.device`` as a torch device; a device this machine lacks is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index or 0) >= count:
-            raise ConfigError(
-                f"train.device: {name!r} is not available (this machine has {count} CUDA "
-                f"device(s)); use device: auto or cpu"
-            )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"train.device: {name!r} is not available; use device: auto or cpu")
-    return device
-
-
 def build(run: ResolvedRun, device: torch.device) -> tuple[Dataset, list[Remedy], SequenceModel]:
     """Instantiate the plugins of ``run``; a plugin that fails here is named in the error."""
     stage = f"dataset {run.dataset.name!r} ({run.dataset.cls.__module__})"
@@ -120,13 +104,6 @@ def build(run: ResolvedRun, device: torch.device) -> tuple[Dataset, list[Remedy]
     except Exception as exc:
         raise SetupError(f"{stage} failed to build: {type(exc).__name__}: {exc}") from exc
     return dataset, remedies, model
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
-    return device.type
 
 
 def make_optimizer(model: SequenceModel, run: ResolvedRun) -> torch.optim.Optimizer:

@@ -159,3 +159,13 @@ def test_an_error_inside_a_replaced_list_cites_the_flag(write_config, registry) 
 def test_a_single_remedy_may_be_written_without_a_list(write_config, registry) -> None:
     run = load_run_config(write_config(TINY.replace("[clip]", "clip")), registry)
     assert [r.name for r in run.remedies] == ["clip"]
+
+
+def test_a_device_the_machine_lacks_is_a_config_error(write_config, registry) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    msg = _error(write_config, registry, TINY, ["train.device=cuda:0"])
+    assert "--set train.device=cuda:0, key train.device: 'cuda:0' is not available" in msg
+    assert "use device: auto or cpu" in msg

@@ -195,15 +195,3 @@ def test_a_plugin_that_fails_to_build_is_named(write_config) -> None:
     ):
         train(run, tracker)
     assert tracker.status is None  # nothing was recorded
-
-
-def test_a_device_the_machine_lacks_is_a_config_error(write_config, registry) -> None:
-    import torch
-
-    from rnnlab.errors import ConfigError
-
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    run = load_run_config(write_config(TINY), registry, ["train.device=cuda:0"])
-    with pytest.raises(ConfigError, match="train.device: 'cuda:0' is not available"):
-        train(run, NullTracker())
