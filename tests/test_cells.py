@@ -4,7 +4,6 @@ IndRNN's bound, and the gradient-flow probes against a separate torch.autograd c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,16 +17,6 @@ from torch import Tensor, nn
 from rnnlab.base import Cell, Params, State, TaskKind
 from rnnlab.model import build_model, run_loop
 from rnnlab.probe import flow_curve
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one thread is fastest, and spinning threads slow a busy machine down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 TOL: dict[str, Any] = {"rtol": 1e-5, "atol": 1e-5}
 T, B, I, H = 7, 3, 4, 6  # noqa: E741 - the usual names of the sizes

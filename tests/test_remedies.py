@@ -3,7 +3,6 @@ residual, gating, and the order in which remedies act on a cell."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,16 +21,6 @@ from rnnlab.errors import IncompatibleError
 from rnnlab.model import SequenceModel, build_model, run_loop
 from rnnlab.sources import Source
 from rnnlab.testing import TINY_ADDING, installed_registry, short_run
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one thread is fastest, and spinning threads slow a busy machine down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 TOL: dict[str, Any] = {"rtol": 1e-5, "atol": 1e-5}
 T, B, I, H = 5, 6, 3, 4  # noqa: E741 - the usual names of the sizes
