@@ -93,3 +93,5 @@ def write(
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if result.outcome == "failed":
+        (out / "traceback.txt").write_text(result.message)

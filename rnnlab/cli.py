@@ -122,6 +122,60 @@ def run(
     ctx.exit(code)
 
 
+@cli.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a key of the sweep file, value parsed as YAML (repeatable).",
+)
+@click.option(
+    "--storage",
+    metavar="URL",
+    help="Optuna storage URL or *.journal file (default: ./rnnlab-optuna.journal).",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Parallel trials (default: sweep.workers)."
+)
+@click.option("--gpus", metavar="0,2", help="GPUs to use, one trial at a time on each.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and start nothing.")
+@click.option("--fresh", is_flag=True, help="Start a new study even if this sweep exists.")
+@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI (default as for run).")
+@click.pass_context
+def sweep(
+    ctx: click.Context,
+    sweep_file: str,
+    overrides: tuple[str, ...],
+    storage: str | None,
+    workers: int | None,
+    gpus: str | None,
+    dry_run: bool,
+    fresh: bool,
+    tracking_uri: str | None,
+) -> None:
+    """Train every combination of a sweep file (or an Optuna-guided sample) in parallel."""
+    from rnnlab import console
+
+    plugins = plugins_of(ctx)
+    registry = plugins.registry()
+    console.warn_plugin_errors(plugins)
+    ctx.exit(
+        console.sweep_file(
+            registry,
+            sweep_file,
+            overrides,
+            storage=storage,
+            workers=workers,
+            gpus=gpus,
+            dry_run=dry_run,
+            fresh=fresh,
+            tracking_uri=tracking_uri,
+        )
+    )
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context

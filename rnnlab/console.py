@@ -25,7 +25,7 @@ def warn_plugin_errors(plugins: Plugins) -> None:
 
 
 def _quiet_mlflow() -> None:
-    for name in ("mlflow", "alembic", "alembic.runtime.migration"):
+    for name in ("mlflow", "alembic", "alembic.runtime.migration", "optuna"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -149,3 +149,52 @@ def show_plugins(plugins: Plugins, as_json: bool) -> None:
         for error in row["errors"]:
             click.echo(f"  error: {error}")
     sys.stdout.flush()
+
+
+def sweep_file(
+    registry: Registry,
+    path: str,
+    overrides: Sequence[str],
+    *,
+    storage: str | None,
+    workers: int | None,
+    gpus: str | None,
+    dry_run: bool,
+    fresh: bool,
+    tracking_uri: str | None,
+) -> int:
+    """``rnnlab sweep``: validate, plan slots, run (or print the plan). Returns the exit code."""
+    from rnnlab import sweepview
+    from rnnlab.sweepconfig import default_storage, load_sweep
+    from rnnlab.workers import plan_slots
+
+    plan = load_sweep(path, registry, list(overrides))
+    chosen = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    count = workers if workers is not None else plan.section.workers
+    slots = plan_slots(count, chosen, plan.total)
+    storage = storage or default_storage()
+    if dry_run:
+        sweepview.print_plan(plan, slots, storage)
+        return 0
+    import optuna
+
+    from rnnlab.sweep import Sweep, SweepInterrupted
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep = Sweep(plan, storage, slots, tracking_uri, fresh, display := sweepview.ProgressView())
+    _quiet_mlflow()
+    try:
+        result = sweep.run()
+    except SweepInterrupted as exc:
+        click.echo(str(exc), err=True)
+        return 130
+    finally:
+        display.close()
+    sweepview.print_table(plan, result.table)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+    click.echo(f"sweep {result.study_name!r} done: {counts}")
+    click.echo(
+        f"MLflow: parent run {result.parent_run_id} in experiment {plan.name!r}; "
+        f"Optuna: study {result.study_name!r} in {storage}"
+    )
+    return 0

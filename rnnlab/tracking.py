@@ -149,6 +149,19 @@ class MlflowTracker:
         for i in range(0, len(items), MAX_PARAMS):
             self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS], synchronous=True)
 
+    def attach(self, run_id: str, reopen: bool = False) -> bool:
+        """Continue an existing run (a resumed sweep's parent); False if it does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        self.run_id, self.experiment_id = run_id, run.info.experiment_id
+        if reopen:
+            self.client.update_run(run_id, status="RUNNING")
+        return True
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 

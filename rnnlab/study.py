@@ -1,0 +1,292 @@
+"""The Optuna side of a sweep: storage, study generations, exactly-once queueing, outcomes.
+
+Exactly once: every trial carries ``rnnlab.key`` (its configuration and seed). The coordinator
+enqueues each key that is neither finished nor already waiting, and only then asks Optuna for
+trials, so a grid point runs once however many slots there are (Optuna's own GridSampler repeats
+points under parallel workers, MEASURED.md). A trial is finished for good once it has an
+``rnnlab.outcome``; a trial left RUNNING by a dead sweep is failed without one and runs again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from rnnlab.errors import ConfigError
+from rnnlab.sweepconfig import Point, Range, SweepPlan, point_key
+
+KEY, CONFIG, SEED, OUTCOME, OWNER, RUN_ID = (
+    "rnnlab.key",
+    "rnnlab.config",
+    "rnnlab.seed",
+    "rnnlab.outcome",
+    "rnnlab.owner",
+    "rnnlab.run_id",
+)
+DEFINITION, PARENT = "rnnlab.definition", "rnnlab.parent_run_id"
+STATE_OF = {
+    "completed": TrialState.COMPLETE,
+    "pruned": TrialState.PRUNED,
+    "diverged": TrialState.FAIL,  # no NaN objective ever reaches the sampler
+    "failed": TrialState.FAIL,
+    "incompatible": TrialState.FAIL,
+}
+
+
+def storage_for(url: str) -> optuna.storages.BaseStorage:
+    """``*.journal`` paths use Optuna's journal file (no server); anything else is an Optuna
+    storage URL (``sqlite:///...``, ``postgresql://...``)."""
+    if "://" not in url:
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
+    return optuna.storages.get_storage(url)
+
+
+def encode(value: Any) -> Any:
+    """Optuna's categorical choices must be scalars: lists and mappings become JSON text."""
+    return (
+        value if value is None or isinstance(value, str | int | float | bool) else json.dumps(value)
+    )
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str) -> bool:
+    """Whether the coordinator that owns a RUNNING trial may still run it: False when it was a
+    process on this host that is gone (or had our pid before us); True when it cannot be told."""
+    if not owner:
+        return False  # asked but never claimed
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Task:
+    """A trial about to run: its Optuna trial, configuration and seed."""
+
+    trial: Trial
+    point: Point
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.point.key}-s{self.seed}"
+
+
+class SweepStudy:
+    """An Optuna study that runs a :class:`SweepPlan` exactly once, across resumes."""
+
+    def __init__(self, plan: SweepPlan, storage_url: str, fresh: bool = False) -> None:
+        self.plan = plan
+        self.storage_url = storage_url
+        self.storage = storage_for(storage_url)
+        self.name = self._study_name(fresh)
+        section = plan.section
+        existing = self.name in optuna.study.get_all_study_names(self.storage)
+        self.study = optuna.create_study(
+            storage=self.storage,
+            study_name=self.name,
+            direction=section.objective.direction,
+            sampler=self._sampler(),
+            pruner=self._pruner(),
+            load_if_exists=True,
+        )
+        if not existing:
+            self.study.set_user_attr(DEFINITION, plan.definition)
+        self.resumed = existing
+        self.stale: list[FrozenTrial] = []
+        self._points: dict[str, Point] = {p.key: p for p in plan.points}
+        self.waiting = 0
+        self.to_sample = 0
+
+    # -- which study -----------------------------------------------------------------------------
+    def _study_name(self, fresh: bool) -> str:
+        names = set(optuna.study.get_all_study_names(self.storage))
+        generations = [1] + [
+            int(n.rsplit("#", 1)[1])
+            for n in names
+            if n.startswith(self.plan.name + "#") and n.rsplit("#", 1)[1].isdigit()
+        ]
+        latest = max(generations) if self.plan.name in names or len(generations) > 1 else 0
+        if latest == 0:
+            return self.plan.name
+        name = self.plan.name if latest == 1 else f"{self.plan.name}#{latest}"
+        if fresh:
+            return f"{self.plan.name}#{latest + 1}"
+        stored = optuna.load_study(study_name=name, storage=self.storage).user_attrs.get(DEFINITION)
+        if stored is not None and stored != self.plan.definition:
+            diff = difflib.unified_diff(
+                stored.splitlines(),
+                self.plan.definition.splitlines(),
+                "stored",
+                "now",
+                n=0,
+                lineterm="",
+            )
+            shown = [line for line in diff if not line.startswith("@@")][:24]
+            raise ConfigError(
+                f"sweep {self.plan.name!r} already exists in {self.storage_url} with a different "
+                f"definition:\n  " + "\n  ".join(shown) + "\nRestore the file to resume it, or "
+                "run with --fresh to start a new study (the old one is kept)."
+            )
+        return name
+
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        kind = self.plan.section.sampler
+        seed = None  # fresh randomness after a resume: a re-seeded sampler would repeat itself
+        if kind == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        if kind == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)  # grid: every trial is enqueued
+
+    def _pruner(self) -> optuna.pruners.BasePruner:
+        kind = self.plan.section.pruner
+        train = self.plan.base.config.train
+        if kind == "median":
+            return optuna.pruners.MedianPruner(
+                n_startup_trials=max(2, len(self.plan.section.seeds))
+            )
+        if kind == "hyperband":
+            return optuna.pruners.HyperbandPruner(
+                min_resource=train.eval_every, max_resource=train.steps
+            )
+        return optuna.pruners.NopPruner()
+
+    # -- resume --------------------------------------------------------------------------------
+    def prepare(self) -> list[FrozenTrial]:
+        """Fail trials left RUNNING by a dead sweep and enqueue every key still to run.
+
+        Returns the stale trials (their MLflow runs are the caller's to close)."""
+        trials = self.study.get_trials(deepcopy=False)
+        for t in trials:
+            if t.state is TrialState.RUNNING and not _alive(str(t.user_attrs.get(OWNER, ""))):
+                self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                self.stale.append(t)
+        trials = self.study.get_trials(deepcopy=False)
+        finished = {t.user_attrs[KEY] for t in trials if OUTCOME in t.user_attrs}
+        queued = {
+            t.user_attrs.get(KEY)
+            for t in trials
+            if t.state in (TrialState.WAITING, TrialState.RUNNING)
+        }
+        self.waiting = sum(t.state is TrialState.WAITING for t in trials)
+        section = self.plan.section
+        configs: dict[str, dict[str, Any]] = {}
+        for t in trials:
+            if CONFIG in t.user_attrs:
+                configs.setdefault(t.user_attrs[CONFIG], dict(t.params))
+        if self.plan.grid:
+            for point in self.plan.points:
+                configs[point.key] = {k: encode(v) for k, v in point.values.items()}
+        for config, params in configs.items():
+            for seed in section.seeds:
+                key = f"{config}-s{seed}"
+                if key not in finished and key not in queued:
+                    self.study.enqueue_trial(
+                        params, user_attrs={KEY: key, CONFIG: config, SEED: seed}
+                    )
+                    self.waiting += 1
+        if not self.plan.grid:
+            self.to_sample = max(0, int(section.trials or 0) - len(configs))
+        return self.stale
+
+    def finished(self) -> list[FrozenTrial]:
+        return [t for t in self.study.get_trials(deepcopy=False) if OUTCOME in t.user_attrs]
+
+    def remaining(self) -> int:
+        return self.waiting + self.to_sample * len(self.plan.section.seeds)
+
+    # -- next trial ----------------------------------------------------------------------------
+    def next_task(self) -> Task | None:
+        """Ask Optuna for the next trial to run, or None when the sweep has nothing left."""
+        if self.waiting > 0:
+            self.waiting -= 1
+            trial = self.study.ask()
+            seed = int(trial.user_attrs.get(SEED, self.plan.section.seeds[0]))
+            values = self._suggest(trial)
+        elif self.to_sample > 0:
+            self.to_sample -= 1
+            trial = self.study.ask()
+            seed = self.plan.section.seeds[0]
+            values = self._suggest(trial)
+            config = point_key(values)
+            trial.set_user_attr(KEY, f"{config}-s{seed}")
+            trial.set_user_attr(CONFIG, config)
+            trial.set_user_attr(SEED, seed)
+            for other in self.plan.section.seeds[1:]:  # every configuration once per seed
+                self.study.enqueue_trial(
+                    dict(trial.params),
+                    user_attrs={KEY: f"{config}-s{other}", CONFIG: config, SEED: other},
+                )
+                self.waiting += 1
+        else:
+            return None
+        trial.set_user_attr(OWNER, _owner())
+        key = point_key(values)
+        point = self._points.get(key)
+        if point is None:
+            point = self._points[key] = self.plan.resolve_point(values)
+        return Task(trial, point, seed)
+
+    def _suggest(self, trial: Trial) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, space in self.plan.section.space.items():
+            if isinstance(space, Range):
+                if space.integer:
+                    dist: Any = IntDistribution(int(space.low), int(space.high), log=space.log)
+                else:
+                    dist = FloatDistribution(space.low, space.high, log=space.log)
+                values[key] = trial._suggest(key, dist)
+            else:
+                choices = [encode(v) for v in space]
+                picked = trial._suggest(key, CategoricalDistribution(choices))
+                values[key] = space[choices.index(picked)]
+        return values
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def tell(self, task: Task, outcome: str, metrics: dict[str, float], message: str = "") -> None:
+        """Record a trial's outcome; only a finite objective of a completed trial is a value."""
+        trial = task.trial
+        trial.set_user_attr(OUTCOME, outcome)
+        if message:
+            trial.set_user_attr("rnnlab.message", message.splitlines()[0][:500])
+        value = metrics.get(self.plan.section.objective.metric)
+        if outcome == "completed" and value is not None and math.isfinite(value):
+            self.study.tell(trial, value)
+        else:
+            self.study.tell(trial, state=STATE_OF.get(outcome, TrialState.FAIL))
+
+    def stop(self, task: Task) -> None:
+        """A trial interrupted by the user: failed without an outcome, so it runs again."""
+        self.study.tell(task.trial, state=TrialState.FAIL, skip_if_finished=True)
+
+    def report(self, task: Task, step: int, scores: dict[str, float]) -> bool:
+        """An evaluation of a running trial: report it to the pruner; True = prune now."""
+        value = scores.get(self.plan.section.objective.metric)
+        if value is None or not math.isfinite(value):
+            return False
+        task.trial.report(value, step)
+        return task.trial.should_prune()

@@ -1,0 +1,69 @@
+"""The outcome table of a sweep: one row per configuration, seeds pooled."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+from rnnlab.study import CONFIG, OUTCOME, encode
+from rnnlab.sweepconfig import Range, SweepPlan, label
+
+OUTCOME_NAMES = ("completed", "pruned", "diverged", "failed", "incompatible")
+
+
+def rows(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+    """Group finished trials by their categorical settings: objective mean, std, best, outcomes.
+
+    Continuous (range) settings are not grouped on; every other space key is a column.
+    """
+    axes = [k for k, v in plan.section.space.items() if not isinstance(v, Range)]
+    groups: dict[tuple[str, ...], list[FrozenTrial]] = {}
+    for trial in trials:
+        if OUTCOME not in trial.user_attrs:
+            continue
+        labels = []
+        for key in axes:
+            choices = plan.section.space[key]
+            assert isinstance(choices, list)
+            encoded = [encode(v) for v in choices]
+            picked = trial.params.get(key)
+            labels.append(label(choices[encoded.index(picked)]) if picked in encoded else "?")
+        groups.setdefault(tuple(labels), []).append(trial)
+    table = []
+    maximize = plan.section.objective.direction == "maximize"
+    for group, members in sorted(groups.items()):
+        values = [t.value for t in members if t.value is not None and math.isfinite(t.value)]
+        outcomes = Counter(str(t.user_attrs[OUTCOME]) for t in members)
+        row: dict[str, Any] = dict(zip(axes, group, strict=True))
+        row.update(
+            mean=statistics.fmean(values) if values else None,
+            std=statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
+            best=(max(values) if maximize else min(values)) if values else None,
+            seeds=len(members),
+            configs=len({t.user_attrs.get(CONFIG) for t in members}),
+        )
+        row.update({name: outcomes.get(name, 0) for name in OUTCOME_NAMES})
+        table.append(row)
+    return table
+
+
+def counts(trials: list[FrozenTrial]) -> Counter[str]:
+    return Counter(str(t.user_attrs[OUTCOME]) for t in trials if OUTCOME in t.user_attrs)
+
+
+def markdown(plan: SweepPlan, table: list[dict[str, Any]]) -> str:
+    """The table as markdown (an artifact of the sweep's parent run)."""
+    axes = [k for k, v in plan.section.space.items() if not isinstance(v, Range)]
+    metric = plan.section.objective.metric
+    header = [*axes, f"{metric} mean ± std", "best", *OUTCOME_NAMES]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table:
+        score = "-" if row["mean"] is None else f"{row['mean']:.4g} ± {row['std']:.2g}"
+        best = "-" if row["best"] is None else f"{row['best']:.4g}"
+        cells = [*(row[a] for a in axes), score, best, *(str(row[o]) for o in OUTCOME_NAMES)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,349 @@
+"""The sweep coordinator: slots take trials from the study the moment they are free.
+
+The coordinator is the single writer: it asks Optuna for trials, hands each to a worker process
+(rnnlab.workers), writes everything the worker reports to MLflow (one child run per trial under
+the sweep's parent run) and tells Optuna the outcome. Ctrl-C stops the workers, marks their trials
+stopped (MLflow KILLED; Optuna FAIL without an outcome, so a resume runs them again) and leaves
+nothing RUNNING.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rnnlab import summary
+from rnnlab.study import PARENT, RUN_ID, SweepStudy, Task
+from rnnlab.sweepconfig import SweepPlan, label
+from rnnlab.tracking import MlflowTracker
+from rnnlab.workers import Slot, Worker
+
+
+class SweepInterrupted(Exception):
+    """Ctrl-C: the sweep stopped cleanly and can be resumed."""
+
+
+@dataclass
+class Active:
+    """A trial running in a slot, as the coordinator sees it."""
+
+    task: Task
+    tracker: MlflowTracker
+    label: str
+    steps: int
+    step: int = 0
+    started: float = field(default_factory=time.monotonic)
+    run_started: bool = False
+
+
+@dataclass
+class SweepState:
+    """What a progress display shows."""
+
+    name: str
+    total: int
+    slots: list[Slot]
+    counts: Counter[str] = field(default_factory=Counter)
+    active: dict[int, Active] = field(default_factory=dict)  # slot index -> trial
+    best: tuple[float, str] | None = None
+    started: float = field(default_factory=time.monotonic)
+    done_before: int = 0  # finished in earlier sessions of this sweep
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def eta(self) -> float | None:
+        new = self.done - self.done_before
+        if new <= 0:
+            return None
+        return (time.monotonic() - self.started) / new * (self.total - self.done)
+
+
+@dataclass
+class SweepResult:
+    study_name: str
+    parent_run_id: str
+    counts: Counter[str]
+    table: list[dict[str, Any]]
+
+
+Display = Callable[[SweepState], None]
+
+
+def _point_label(task: Task) -> str:
+    parts = [f"{k}={v}" for k, v in task.point.labels().items()]
+    return f"{' '.join(parts) or 'base'} s{task.seed}"
+
+
+def _remedy_names(data: dict[str, Any]) -> str:
+    items = data.get("remedies") or []
+    items = [items] if isinstance(items, str | dict) else items
+    return ",".join(str(r["name"] if isinstance(r, dict) else r) for r in items) or "none"
+
+
+class Sweep:
+    """Run a validated plan on ``slots`` against an Optuna storage and MLflow."""
+
+    def __init__(
+        self,
+        plan: SweepPlan,
+        storage_url: str,
+        slots: list[Slot],
+        tracking_uri: str | None = None,
+        fresh: bool = False,
+        display: Display | None = None,
+    ) -> None:
+        self.plan = plan
+        self.slots = slots
+        self.tracking_uri = tracking_uri
+        self.display = display or (lambda state: None)
+        self.study = SweepStudy(plan, storage_url, fresh)
+        self.state = SweepState(self.study.name, plan.total, slots)
+        self.parent = MlflowTracker(tracking_uri)
+        self.workers: dict[int, Worker] = {}
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> SweepResult:
+        stale = self.study.prepare()
+        self._open_parent()
+        for trial in stale:  # runs of a sweep that was killed: close them, they run again
+            self._close_run(trial.user_attrs.get(RUN_ID), "stopped", "KILLED")
+        finished = self.study.finished()
+        self.state.counts = summary.counts(finished)
+        self.state.done_before = self.state.done
+        for t in finished:
+            if t.value is not None:
+                self._best(t.value, str(t.number))
+        fault_dir = Path(tempfile.mkdtemp(prefix="rnnlab-faults-"))
+        try:
+            while self._fill(fault_dir) or self.state.active:
+                self._serve()
+                self.display(self.state)
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise SweepInterrupted(
+                f"sweep {self.study.name!r} stopped: {self.state.done} of {self.state.total} "
+                "trials done. Run the same command again to resume."
+            ) from None
+        finally:
+            for worker in self.workers.values():
+                worker.stop()
+            shutil.rmtree(fault_dir, ignore_errors=True)
+        self.display(self.state)
+        return self._close_parent()
+
+    def _fill(self, fault_dir: Path) -> bool:
+        """Give every idle slot a trial; False when there is nothing left to start."""
+        more = True
+        for slot in self.slots:
+            while slot.index not in self.state.active:
+                task = self.study.next_task()
+                if task is None:
+                    more = False
+                    break
+                if task.point.run is None:
+                    self._record_incompatible(task)
+                    continue
+                self._dispatch(slot, task, fault_dir)
+        return more and self.study.remaining() > 0
+
+    def _dispatch(self, slot: Slot, task: Task, fault_dir: Path) -> None:
+        worker = self.workers.get(slot.index)
+        if worker is None or not worker.process.is_alive():
+            worker = self.workers[slot.index] = Worker(slot, fault_dir)
+        assert task.point.run is not None
+        config = task.point.run.as_dict()
+        config["seed"] = task.seed
+        tracker = MlflowTracker(self.tracking_uri, parent_run_id=self.parent.run_id)
+        active = Active(task, tracker, _point_label(task), task.point.run.config.train.steps)
+        worker.task = active
+        self.state.active[slot.index] = active
+        worker.run({"config": config})
+
+    def _serve(self) -> None:
+        """Wait (briefly) for messages from busy workers and handle them."""
+        busy = [w for w in self.workers.values() if w.task is not None]
+        handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(wait(handles, timeout=0.5)) if handles else set()
+        for worker in busy:
+            if worker.conn not in ready and worker.process.sentinel not in ready:
+                continue
+            try:
+                while worker.task is not None and worker.conn.poll():
+                    self._handle(worker, worker.conn.recv())
+            except (EOFError, OSError):
+                pass
+            if worker.task is not None and not worker.process.is_alive():
+                self._crashed(worker)
+
+    def _handle(self, worker: Worker, message: tuple[Any, ...]) -> None:
+        active: Active = worker.task
+        kind = message[0]
+        if kind == "start":
+            _, experiment, run_name, tags, params = message
+            tags = {**tags, **self._trial_tags(active.task, worker.slot)}
+            active.tracker.start(experiment, run_name, tags, params)
+            active.run_started = True
+            active.task.trial.set_user_attr(RUN_ID, active.tracker.run_id)
+        elif kind == "metrics":
+            for metrics, step in message[1]:
+                active.tracker.log_metrics(metrics, step)
+                active.step = max(active.step, step)
+        elif kind == "tags":
+            active.tracker.set_tags(message[1])
+        elif kind == "artifacts":
+            active.tracker.log_artifacts(Path(message[1]))
+            worker.conn.send(True)
+        elif kind == "report":
+            _, step, scores = message
+            active.step = max(active.step, step)
+            worker.conn.send(self.study.report(active.task, step, scores))
+        elif kind == "finish":
+            active.tracker.finish(message[1])
+        elif kind == "result":
+            result = message[1]
+            self._conclude(worker, result["outcome"], result["metrics"], result["message"])
+
+    # -- outcomes --------------------------------------------------------------------------------
+    def _conclude(
+        self, worker: Worker, outcome: str, metrics: dict[str, float], message: str
+    ) -> None:
+        active: Active = worker.task
+        if not active.run_started:  # set-up failed before train() started a run
+            self._start_bare_run(active, worker.slot)
+            self._fail_run(active, message)
+        self.study.tell(active.task, outcome, metrics, message)
+        value = metrics.get(self.plan.section.objective.metric)
+        if outcome == "completed" and value is not None and math.isfinite(value):
+            self._best(value, active.label)
+        self.state.counts[outcome] += 1
+        worker.task = None
+        del self.state.active[worker.slot.index]
+
+    def _crashed(self, worker: Worker) -> None:
+        active: Active = worker.task
+        report = worker.crash_report()
+        if not active.run_started:
+            self._start_bare_run(active, worker.slot)
+        self._fail_run(active, report)
+        worker.kill()
+        self._conclude(worker, "failed", {}, report)
+
+    def _fail_run(self, active: Active, message: str) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "traceback.txt").write_text(message)
+            active.tracker.log_artifacts(Path(folder))
+        active.tracker.set_tags({"rnnlab.outcome": "failed"})
+        active.tracker.finish("FAILED")
+
+    def _start_bare_run(self, active: Active, slot: Slot | None) -> None:
+        data = active.task.point.data
+        tags = {
+            "rnnlab.cell": str(data["cell"]["name"]),
+            "rnnlab.dataset": str(data["dataset"]["name"]),
+            "rnnlab.remedies": _remedy_names(data),
+            "rnnlab.seed": str(active.task.seed),
+            "rnnlab.outcome": "running",
+            "rnnlab.device": slot.label() if slot else "none",
+            **self._trial_tags(active.task, slot),
+        }
+        params = {k: str(v) for k, v in active.task.point.labels().items()}
+        name = f"trial {active.task.trial.number}: {active.label}"
+        active.tracker.start(self.plan.name, name, tags, params)
+        active.run_started = True
+        active.task.trial.set_user_attr(RUN_ID, active.tracker.run_id)
+
+    def _record_incompatible(self, task: Task) -> None:
+        active = Active(
+            task, MlflowTracker(self.tracking_uri, self.parent.run_id), _point_label(task), 0
+        )
+        self._start_bare_run(active, None)
+        reason = task.point.problem or "incompatible"
+        active.tracker.set_tags({"rnnlab.outcome": "incompatible", "rnnlab.reason": reason[:5000]})
+        active.tracker.finish("FINISHED")
+        self.study.tell(task, "incompatible", {}, reason)
+        self.state.counts["incompatible"] += 1
+
+    def _trial_tags(self, task: Task, slot: Slot | None) -> dict[str, str]:
+        tags = {"rnnlab.sweep": self.study.name, "rnnlab.trial": str(task.trial.number)}
+        if slot is not None:
+            tags["rnnlab.slot"] = slot.label()
+        return tags
+
+    def _best(self, value: float, where: str) -> None:
+        maximize = self.plan.section.objective.direction == "maximize"
+        best = self.state.best
+        if best is None or (value > best[0] if maximize else value < best[0]):
+            self.state.best = (value, where)
+
+    def _interrupt(self) -> None:
+        for index, active in list(self.state.active.items()):
+            self.workers[index].kill()
+            if active.run_started:
+                self._close_run(active.tracker.run_id, "stopped", "KILLED")
+            self.study.stop(active.task)
+        self.state.active.clear()
+        self.parent.finish("KILLED")
+
+    def _close_run(self, run_id: Any, outcome: str, status: str) -> None:
+        if not run_id:
+            return
+        tracker = MlflowTracker(self.tracking_uri)
+        tracker.attach(str(run_id))
+        tracker.set_tags({"rnnlab.outcome": outcome})
+        tracker.finish(status)
+
+    # -- the parent run --------------------------------------------------------------------------
+    def _open_parent(self) -> None:
+        run_id = self.study.study.user_attrs.get(PARENT)
+        if run_id and self.parent.attach(str(run_id), reopen=True):
+            return
+        section = self.plan.section
+        params = {
+            "sampler": section.sampler,
+            "trials": str(self.plan.total),
+            "seeds": ",".join(map(str, section.seeds)),
+            "objective": f"{section.objective.direction} {section.objective.metric}",
+            "pruner": section.pruner,
+            "storage": self.study.storage_url,
+            "slots": ",".join(s.label() for s in self.slots),
+            **{
+                f"space.{k}": ", ".join(label(v) for v in vs) if isinstance(vs, list) else str(vs)
+                for k, vs in section.space.items()
+            },
+        }
+        tags = {"rnnlab.sweep": self.study.name, "rnnlab.role": "sweep"}
+        self.parent.start(self.plan.name, f"sweep {self.study.name}", tags, params)
+        self.study.study.set_user_attr(PARENT, self.parent.run_id)
+        with tempfile.TemporaryDirectory() as folder:
+            if self.plan.source.path is not None:
+                shutil.copy(self.plan.source.path, Path(folder) / "sweep.yaml")
+            (Path(folder) / "sweep-resolved.yaml").write_text(self.plan.definition)
+            self.parent.log_artifacts(Path(folder))
+
+    def _close_parent(self) -> SweepResult:
+        trials = self.study.finished()
+        table = summary.rows(self.plan, trials)
+        counts = summary.counts(trials)
+        metrics = {f"sweep/{name}": float(counts.get(name, 0)) for name in summary.OUTCOME_NAMES}
+        if self.state.best is not None:
+            metrics["sweep/best"] = self.state.best[0]
+        self.parent.log_metrics(metrics, step=0)
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "summary.md").write_text(summary.markdown(self.plan, table))
+            (Path(folder) / "summary.yaml").write_text(yaml.safe_dump(table, sort_keys=False))
+            self.parent.log_artifacts(Path(folder))
+        self.parent.finish("FINISHED")
+        assert self.parent.run_id is not None
+        return SweepResult(self.study.name, self.parent.run_id, counts, table)

@@ -1,0 +1,248 @@
+"""Sweep files: a run config plus a ``sweep:`` section -> a validated plan of trials.
+
+Every grid point (and, for samplers, every categorical value) is resolved against the installed
+plugins before anything starts, so a typo in the space fails with file, line and fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rnnlab.config import ResolvedRun, _pydantic_errors, resolve
+from rnnlab.errors import IncompatibleError
+from rnnlab.sources import Key, Source, apply_override, load_yaml
+
+if TYPE_CHECKING:
+    from rnnlab.plugins import Registry
+
+OBJECTIVES = (
+    "val/loss",
+    "val/accuracy",
+    "grad/log10_ratio",
+    "grad/decay_rate",
+    "grad/steps_in_past",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(_Strict):
+    metric: str = Field("val/loss", description=f"one of {', '.join(OBJECTIVES)}")
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+    @model_validator(mode="after")
+    def _known(self) -> Objective:
+        if self.metric not in OBJECTIVES:
+            raise ValueError(f"metric must be one of {', '.join(OBJECTIVES)}")
+        return self
+
+
+class Range(_Strict):
+    """A continuous (or integer) range for samplers: ``{low: 1e-4, high: 1e-2, log: true}``."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = Field(False, description="sample whole numbers")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class SweepSection(_Strict):
+    sampler: Literal["grid", "tpe", "random", "gp"] = "grid"
+    trials: int | None = Field(None, gt=0, description="configurations to sample (not grid)")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    objective: Objective = Objective()
+    pruner: Literal["none", "median", "hyperband"] = "none"
+    workers: int | Literal["auto"] = "auto"
+    space: dict[str, list[Any] | Range] = Field(default_factory=dict)
+
+
+def point_key(params: dict[str, Any]) -> str:
+    """A deterministic name for a set of parameter values (the same on every machine)."""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def label(value: Any) -> str:
+    """A short readable form of a space value: ``clip+relu``, ``rnn[nonlinearity=relu]``."""
+    if isinstance(value, list):
+        return "+".join(label(v) for v in value) or "none"
+    if isinstance(value, dict):
+        extra = ",".join(f"{k}={v}" for k, v in value.items() if k != "name")
+        name = str(value.get("name", ""))
+        return f"{name}[{extra}]" if extra else name
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One configuration of the space (without its seed) and what it resolves to."""
+
+    values: dict[str, Any]  # space key -> value
+    key: str
+    data: dict[str, Any]  # the run config with the values applied (before validation)
+    run: ResolvedRun | None  # None when incompatible
+    problem: str | None = None
+
+    def labels(self) -> dict[str, str]:
+        return {k: label(v) for k, v in self.values.items()}
+
+
+@dataclass
+class SweepPlan:
+    """A validated sweep: the base run, its section and (for a grid) every point."""
+
+    name: str
+    source: Source
+    section: SweepSection
+    registry: Registry
+    base: ResolvedRun  # the run config every trial starts from
+    points: list[Point]  # every grid point; for samplers, the points resolved so far
+    definition: str  # canonical YAML of everything that shapes the trials
+
+    @property
+    def grid(self) -> bool:
+        return self.section.sampler == "grid"
+
+    @property
+    def total(self) -> int:
+        """Trials (one per configuration and seed) the sweep runs in all."""
+        configs = len(self.points) if self.grid else int(self.section.trials or 0)
+        return configs * len(self.section.seeds)
+
+    def resolve_point(self, values: dict[str, Any], line_of: dict[str, str] | None = None) -> Point:
+        """Resolve ``values`` (space key -> value) on top of the base config."""
+        data = copy.deepcopy(self.source.data)
+        data.pop("sweep", None)
+        point = Source(self.source.path, data, dict(self.source.lines), dict(self.source.overrides))
+        for key, value in values.items():
+            parts: Key = tuple(key.split("."))
+            _assign(point.data, parts, value)
+            where = (line_of or {}).get(key) or self.source.where(("sweep", "space", key))
+            point.overrides[parts] = f"{where} (sweep.space {key} = {label(value)})"
+        key = point_key(values)
+        try:
+            return Point(values, key, point.data, resolve(point, self.registry))
+        except IncompatibleError as exc:
+            reason = str(exc).split(": remedy ", 1)[-1].split(". Remove", 1)[0]
+            return Point(values, key, point.data, None, f"remedy {reason}")
+
+
+def _assign(data: dict[str, Any], parts: Key, value: Any) -> None:
+    node: Any = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(value, dict) and isinstance(node.get(last), dict):
+        node[last] = {**node[last], **value}  # a mapping value is merged into the base mapping
+    else:
+        node[last] = value
+
+
+def _exists(tree: Any, parts: Key) -> bool:
+    for part in parts:
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def load_sweep(
+    path: str | Path, registry: Registry, overrides: list[str] | tuple[str, ...] = ()
+) -> SweepPlan:
+    """Read and fully validate a sweep file (``--set`` overrides apply to it as to a run)."""
+    source = load_yaml(path)
+    for assignment in overrides:
+        apply_override(source, assignment)
+    raw = source.data.get("sweep")
+    if not isinstance(raw, dict):
+        raise source.error(("sweep",), "a sweep file needs a `sweep:` section (see docs/sweeps.md)")
+    try:
+        section = SweepSection.model_validate(raw)
+    except ValidationError as exc:
+        fields = sorted(SweepSection.model_fields)
+        nested = {"objective": sorted(Objective.model_fields), "space": sorted(Range.model_fields)}
+        raise _pydantic_errors(
+            source,
+            exc,
+            ("sweep",),
+            lambda loc: nested.get(str(loc[0]), fields) if len(loc) > 1 else fields,
+        ) from None
+    if section.sampler == "grid" and section.trials is not None:
+        raise source.error(("sweep", "trials"), "a grid runs every point; remove `trials`")
+    if section.sampler != "grid" and section.trials is None:
+        raise source.error(("sweep", "trials"), f"sampler {section.sampler!r} needs `trials: N`")
+    base_data = {k: v for k, v in source.data.items() if k != "sweep"}
+    base = resolve(Source(source.path, base_data, source.lines, source.overrides), registry)
+    resolved = base.as_dict()
+    for key, values in section.space.items():
+        where: Key = ("sweep", "space", key)
+        if key in ("seed", "name"):
+            raise source.error(where, f"{key!r} cannot vary; use sweep.seeds for seeds")
+        if not _exists(resolved, tuple(key.split("."))):
+            raise source.error(
+                where,
+                f"{key!r} is not a key of the run config; keys are dotted paths "
+                f"such as cell.name, dataset.seq_len, train.lr, remedies",
+            )
+        if isinstance(values, Range) and section.sampler == "grid":
+            raise source.error(
+                where, "a range cannot be a grid axis; list values, or use sampler: tpe"
+            )
+        if isinstance(values, list) and not values:
+            raise source.error(where, "an empty list of values; give at least one")
+    name = base.name
+    definition = yaml.safe_dump(
+        {"run": base_data, "sweep": section.model_dump(mode="json")}, sort_keys=True
+    )
+    plan = SweepPlan(name, source, section, registry, base, [], definition)
+    if plan.grid:
+        plan.points = [plan.resolve_point(values) for values in _grid(section.space)]
+    else:  # every listed value must resolve on its own
+        for key, values in section.space.items():
+            if isinstance(values, list):
+                for value in values:
+                    plan.resolve_point({key: value})
+    return plan
+
+
+def _grid(space: dict[str, list[Any] | Range]) -> list[dict[str, Any]]:
+    points: list[dict[str, Any]] = [{}]
+    for key, values in space.items():
+        assert isinstance(values, list)
+        points = [{**p, key: v} for p in points for v in values]
+    return points
+
+
+def default_storage() -> str:
+    """The embedded default: an Optuna journal file in the working directory (no server)."""
+    return os.path.join(os.getcwd(), "rnnlab-optuna.journal")
+
+
+def describe_space(section: SweepSection) -> list[str]:
+    lines = []
+    for key, values in section.space.items():
+        if isinstance(values, Range):
+            scale = "log" if values.log else "linear"
+            lines.append(f"{key}: {values.low} .. {values.high} ({scale})")
+        else:
+            lines.append(f"{key}: {', '.join(label(v) for v in values)}")
+    return lines

@@ -1,0 +1,132 @@
+"""What ``rnnlab sweep`` prints: the plan (--dry-run), live progress and the outcome table."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rnnlab.sweep import SweepState
+    from rnnlab.sweepconfig import SweepPlan
+    from rnnlab.workers import Slot
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def print_plan(plan: SweepPlan, slots: list[Slot], storage: str) -> None:
+    """Every combination, how many trials, the slots: ``--dry-run``."""
+    from rnnlab.sweepconfig import describe_space
+
+    section = plan.section
+    click.echo(
+        f"sweep {plan.name!r}: sampler {section.sampler}, seeds {section.seeds}, "
+        f"objective {section.objective.direction} {section.objective.metric}"
+    )
+    for line in describe_space(section):
+        click.echo(f"  space {line}")
+    if plan.grid:
+        click.echo(
+            f"{len(plan.points)} combinations x {len(section.seeds)} seeds = {plan.total} trials:"
+        )
+        for i, point in enumerate(plan.points, 1):
+            text = " ".join(f"{k}={v}" for k, v in point.labels().items()) or "base config"
+            mark = f"  [incompatible: {point.problem}]" if point.run is None else ""
+            click.echo(f"  {i:3d}. {text}{mark}")
+        skipped = sum(p.run is None for p in plan.points) * len(section.seeds)
+        if skipped:
+            click.echo(
+                f"{skipped} trials are incompatible: recorded as 'incompatible', not trained"
+            )
+    else:
+        click.echo(
+            f"{section.trials} sampled configurations x {len(section.seeds)} seeds "
+            f"= {plan.total} trials"
+        )
+    click.echo(
+        f"slots: {', '.join(s.label() for s in slots)} ({slots[0].threads} torch thread(s) each)"
+    )
+    click.echo(f"optuna storage: {storage}")
+    click.echo("dry run: nothing was started")
+
+
+class ProgressView:
+    """A live table on a terminal; one line per finished trial elsewhere (CI logs)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.live: Any = None
+        self._printed = -1
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, refresh_per_second=2, transient=False)
+            self.live.start()
+
+    def __call__(self, state: SweepState) -> None:
+        if self.live is not None:
+            self.live.update(self._table(state))
+        elif state.done != self._printed:
+            self._printed = state.done
+            click.echo(self._line(state), err=True)
+
+    def _line(self, state: SweepState) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(state.counts.items())) or "none yet"
+        best = "-" if state.best is None else f"{state.best[0]:.4g} ({state.best[1]})"
+        elapsed = time.monotonic() - state.started
+        return (
+            f"{state.name}: {state.done}/{state.total} trials ({counts}); best {best}; "
+            f"elapsed {_duration(elapsed)}, remaining ~{_duration(state.eta())}"
+        )
+
+    def _table(self, state: SweepState) -> Any:
+        from rich.table import Table
+
+        table = Table(title=self._line(state), title_justify="left", expand=False)
+        table.add_column("slot")
+        table.add_column("trial")
+        table.add_column("step", justify="right")
+        for slot in state.slots:
+            active = state.active.get(slot.index)
+            if active is None:
+                table.add_row(slot.label(), "idle", "")
+            else:
+                table.add_row(slot.label(), active.label, f"{active.step}/{active.steps}")
+        return table
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+def print_table(plan: SweepPlan, table: list[dict[str, Any]]) -> None:
+    """The final outcome table: objective mean ± std over seeds, and outcomes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rnnlab.summary import OUTCOME_NAMES
+    from rnnlab.sweepconfig import Range
+
+    axes = [k for k, v in plan.section.space.items() if not isinstance(v, Range)]
+    metric = plan.section.objective.metric
+    out = Table(title=f"{plan.name}: {plan.section.objective.direction} {metric}")
+    for axis in axes:
+        out.add_column(axis)
+    out.add_column(f"{metric} mean ± std", justify="right")
+    out.add_column("best", justify="right")
+    for name in OUTCOME_NAMES:
+        out.add_column(name, justify="right")
+    for row in table:
+        score = "-" if row["mean"] is None else f"{row['mean']:.4g} ± {row['std']:.2g}"
+        best = "-" if row["best"] is None else f"{row['best']:.4g}"
+        out.add_row(*(row[a] for a in axes), score, best, *(str(row[o]) for o in OUTCOME_NAMES))
+    Console(width=160).print(out)
