@@ -1,0 +1,302 @@
+"""Sweeps end to end: real worker processes, a real Optuna journal, a real MLflow store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from rnnlab.cli import cli
+from rnnlab.study import KEY, OUTCOME, storage_for
+
+FAULTY = '''
+import os
+import time
+from typing import Literal
+
+import torch
+import rnnlab
+from rnnlab.base import Cell
+
+
+class Faulty(Cell):
+    """A tanh cell that misbehaves on request, after a number of steps."""
+
+    class Params(rnnlab.Params):
+        fault: Literal["none", "raise", "abort", "nan", "slow"] = "none"
+        after: int = 30
+
+    def __init__(self, input_size, hidden_size, params=None):
+        super().__init__(input_size, hidden_size, params)
+        self.linear = torch.nn.Linear(input_size + hidden_size, hidden_size)
+        self.calls = 0
+
+    def forward(self, x_t, state):
+        self.calls += 1
+        fault = self.params.fault
+        if self.calls > self.params.after:
+            if fault == "raise":
+                raise RuntimeError("the faulty cell raised")
+            if fault == "abort":
+                os.abort()
+            if fault == "nan":
+                return state[0] * float("nan"), (state[0] * float("nan"),)
+        if fault == "slow":
+            time.sleep(0.002)
+        h = torch.tanh(self.linear(torch.cat((x_t, state[0]), dim=-1)))
+        return h, (h,)
+
+
+@rnnlab.hookimpl
+def register_cells(register):
+    register("faulty", Faulty)
+'''
+
+BASE = """\
+name: {name}
+seed: 0
+dataset: {{name: adding, seq_len: 8, val_size: 32}}
+cell: {{name: faulty, hidden_size: 4}}
+train: {{steps: {steps}, batch_size: 8, lr: 0.01, eval_every: 4, probe_every: 4, log_every: 2}}
+sweep:
+{sweep}
+"""
+
+
+@pytest.fixture
+def sweep_env(fake_dist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A folder with the faulty-cell plugin installed, MLflow's store and the journal in it."""
+    site = fake_dist("rnnlab-faulty", {"faulty": "faulty_plugin"}, {"faulty_plugin": FAULTY})
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+           "MLFLOW_TRACKING_URI": uri}
+    return env
+
+
+def write(tmp_path: Path, sweep: str, name: str = "sw", steps: int = 8) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(BASE.format(name=name, steps=steps, sweep=textwrap.indent(sweep, "  ")))
+    return path
+
+
+def trials(tmp_path: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    storage = storage_for(str(tmp_path / "rnnlab-optuna.journal"))
+    return optuna.load_study(study_name=study, storage=storage).get_trials()
+
+
+def child_runs(uri: str, experiment: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def assert_exactly_once(tmp_path: Path, study: str, expected: int) -> list:
+    done = [t for t in trials(tmp_path, study) if OUTCOME in t.user_attrs]
+    keys = Counter(t.user_attrs[KEY] for t in done)
+    assert len(keys) == expected and set(keys.values()) == {1}, keys
+    assert not [t for t in trials(tmp_path, study) if t.state.name in ("RUNNING", "WAITING")]
+    return done
+
+
+def test_grid_with_two_workers_runs_every_point_once(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "seeds: [0, 1]\nworkers: 2\nspace:\n  train.lr: [0.01, 0.02]\n"
+                           "  remedies: [[], [clip], [gating]]\n")
+    result = CliRunner().invoke(cli, ["sweep", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "sweep 'sw' done: completed 12" in result.output
+    done = assert_exactly_once(tmp_path, "sw", 12)
+    assert {t.state.name for t in done} == {"COMPLETE"}
+    runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    assert len(runs) == 12 and {r.info.status for r in runs} == {"FINISHED"}
+    tags = runs[0].data.tags
+    assert tags["rnnlab.sweep"] == "sw" and tags["rnnlab.trial"].isdigit()
+    assert tags["rnnlab.slot"] in ("cpu 0", "cpu 1") and tags["rnnlab.cell"] == "faulty"
+    parent = MlflowClient(sweep_env["MLFLOW_TRACKING_URI"]).get_run(
+        runs[0].data.tags["mlflow.parentRunId"]
+    )
+    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/completed"] == 12
+    artifacts = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"sweep.yaml", "sweep-resolved.yaml", "summary.md", "summary.yaml"} <= artifacts
+    # every trial's metrics arrived through the single writer
+    client = MlflowClient()
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 4, 8]
+    # the summary table in the terminal: one row per lr x remedies, seeds pooled
+    assert "val/loss mean ± std" in result.output and result.output.count("│ 0.0") >= 6
+
+
+def test_faults_are_recorded_and_the_sweep_goes_on(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "workers: 2\nspace:\n  cell.fault: [none, raise, abort, nan]\n"
+                           "  cell.after: [30]\n", steps=8)
+    result = CliRunner().invoke(cli, ["sweep", str(path)])
+    assert result.exit_code == 0, result.output
+    done = {t.params["cell.fault"]: t for t in assert_exactly_once(tmp_path, "sw", 4)}
+    assert {k: t.user_attrs[OUTCOME] for k, t in done.items()} == {
+        "none": "completed", "raise": "failed", "abort": "failed", "nan": "diverged",
+    }
+    assert "SIGABRT" in done["abort"].user_attrs["rnnlab.message"]
+    runs = {r.data.params.get("cell.fault", r.data.params.get("cell.fault")): r
+            for r in child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")}
+    client = MlflowClient()
+    by_outcome = {r.data.tags["rnnlab.outcome"]: r for r in runs.values()}
+    assert set(by_outcome) == {"completed", "failed", "diverged"}
+    failed = [r for r in runs.values() if r.data.tags["rnnlab.outcome"] == "failed"]
+    assert len(failed) == 2 and {r.info.status for r in failed} == {"FAILED"}
+    for run in failed:
+        folder = Path(client.download_artifacts(run.info.run_id, "traceback.txt"))
+        text = folder.read_text()
+        assert "the faulty cell raised" in text or "SIGABRT" in text
+    assert by_outcome["diverged"].info.status == "FINISHED"
+
+
+def test_incompatible_points_are_recorded_without_training(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "workers: 1\nspace:\n  cell.name: [rnn, lstm]\n  remedies: [[relu]]\n")
+    result = CliRunner().invoke(cli, ["sweep", str(path)])
+    assert result.exit_code == 0, result.output
+    done = {t.params["cell.name"]: t for t in assert_exactly_once(tmp_path, "sw", 2)}
+    assert done["lstm"].user_attrs[OUTCOME] == "incompatible"
+    assert done["lstm"].state.name == "FAIL" and done["rnn"].state.name == "COMPLETE"
+    runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    lstm = next(r for r in runs if r.data.tags["rnnlab.cell"] == "lstm")
+    assert lstm.data.tags["rnnlab.outcome"] == "incompatible"
+    assert "identity_init" in lstm.data.tags["rnnlab.reason"]
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "seeds: [0, 1]\nspace:\n  cell.name: [rnn, lstm]\n  remedies: [[], [relu]]\n")
+    result = CliRunner().invoke(cli, ["sweep", str(path), "--dry-run", "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    assert "4 combinations x 2 seeds = 8 trials" in result.output
+    assert "cell.name=lstm remedies=relu  [incompatible: remedy 'relu'" in result.output
+    assert "slots: cpu 0, cpu 1, cpu 2" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "sw.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("sweep", "expected"),
+    [
+        ("space:\n  train.lr: {low: 0.001, high: 0.1}\n", "a range cannot be a grid axis"),
+        ("space:\n  train.lrr: [0.1]\n", "'train.lrr' is not a key of the run config"),
+        ("space:\n  cell.name: [lstm, lstmm]\n", "Did you mean 'lstm'?"),
+        ("sampler: tpe\nspace:\n  train.lr: [0.1]\n", "sampler 'tpe' needs `trials: N`"),
+        ("samplr: tpe\n", "unknown key 'samplr'"),
+        ("objective: {metric: val/acc}\n", "metric must be one of"),
+    ],
+    ids=["range-in-grid", "unknown-key", "unknown-plugin", "no-trials", "typo", "objective"],
+)
+def test_bad_sweep_files_exit_2_before_anything_starts(sweep_env, tmp_path, sweep, expected) -> None:
+    path = write(tmp_path, sweep)
+    result = CliRunner().invoke(cli, ["sweep", str(path)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and str(path) in result.output or "--set" in result.output
+    assert "line" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "sw.yaml"]
+
+
+def test_a_changed_file_is_refused_unless_fresh(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "workers: 1\nspace:\n  train.lr: [0.01]\n", steps=4)
+    assert CliRunner().invoke(cli, ["sweep", str(path)]).exit_code == 0
+    path.write_text(path.read_text().replace("lr: [0.01]", "lr: [0.02]"))
+    refused = CliRunner().invoke(cli, ["sweep", str(path)])
+    assert refused.exit_code == 2
+    assert "-    - 0.01" in refused.output and "+    - 0.02" in refused.output
+    assert "--fresh" in refused.output
+    fresh = CliRunner().invoke(cli, ["sweep", str(path), "--fresh"])
+    assert fresh.exit_code == 0, fresh.output
+    assert "sweep 'sw#2' done: completed 1" in fresh.output
+
+
+def test_median_pruner_stops_a_hopeless_trial(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "workers: 1\npruner: median\nseeds: [0, 1]\n"
+                           "space:\n  train.lr: [0.05, 0.000001]\n", steps=16)
+    result = CliRunner().invoke(cli, ["sweep", str(path)])
+    assert result.exit_code == 0, result.output
+    outcomes = Counter(t.user_attrs[OUTCOME] for t in assert_exactly_once(tmp_path, "sw", 4))
+    assert outcomes["pruned"] >= 1 and outcomes["completed"] >= 2
+
+
+def _start(env: dict[str, str], args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from rnnlab.cli import main; main()", *args],
+        cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(tmp_path: Path, study: str, finished: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        journal = tmp_path / "rnnlab-optuna.journal"
+        if journal.exists():
+            try:
+                done = [t for t in trials(tmp_path, study) if OUTCOME in t.user_attrs]
+                running = [t for t in trials(tmp_path, study) if t.state.name == "RUNNING"]
+            except KeyError:
+                done, running = [], []
+            if len(done) >= finished and running:
+                return
+        time.sleep(0.3)
+    raise AssertionError("the sweep did not get going")
+
+
+def test_sigkill_mid_trial_then_rerun_completes_exactly_once(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "workers: 2\nseeds: [0, 1, 2]\nspace:\n  cell.fault: [slow]\n"
+                           "  train.lr: [0.01, 0.02]\n", steps=40)
+    process = _start(sweep_env, ["sweep", str(path)], tmp_path)
+    try:
+        _wait_for(tmp_path, "sw", finished=1)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    time.sleep(1.5)  # the orphaned workers notice their coordinator is gone
+    rerun = _start(sweep_env, ["sweep", str(path)], tmp_path)
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output
+    assert_exactly_once(tmp_path, "sw", 6)
+    runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    assert "RUNNING" not in {r.info.status for r in runs}
+    finished = [r for r in runs if r.data.tags["rnnlab.outcome"] == "completed"]
+    stopped = [r for r in runs if r.data.tags["rnnlab.outcome"] == "stopped"]
+    assert len(finished) == 6 and stopped and {r.info.status for r in stopped} == {"KILLED"}
+    parents = [r for r in MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("sw").experiment_id]
+    ) if r.data.tags.get("rnnlab.role") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # the resume reused it
+
+
+def test_ctrl_c_stops_cleanly_and_a_sampler_reaches_its_total(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "sampler: random\ntrials: 3\nseeds: [0, 1]\nworkers: 2\n"
+                           "space:\n  cell.fault: [slow]\n  train.lr: {low: 0.001, high: 0.1, log: true}\n",
+                 steps=40)
+    process = _start(sweep_env, ["sweep", str(path)], tmp_path)
+    try:
+        _wait_for(tmp_path, "sw", finished=1)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, output
+    assert "Run the same command again to resume" in output
+    assert not [t for t in trials(tmp_path, "sw") if t.state.name == "RUNNING"]
+    runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    assert "RUNNING" not in {r.info.status for r in runs}
+    rerun = _start(sweep_env, ["sweep", str(path)], tmp_path)
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output
+    done = assert_exactly_once(tmp_path, "sw", 6)
+    configs = Counter(t.user_attrs["rnnlab.config"] for t in done)
+    assert len(configs) == 3 and set(configs.values()) == {2}  # 3 configurations x 2 seeds
