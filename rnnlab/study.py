@@ -32,7 +32,7 @@ KEY, CONFIG, SEED, OUTCOME, OWNER, RUN_ID = (
     "rnnlab.owner",
     "rnnlab.run_id",
 )
-DEFINITION, PARENT = "rnnlab.definition", "rnnlab.parent_run_id"
+DEFINITION, PARENT, RATIO = "rnnlab.definition", "rnnlab.parent_run_id", "rnnlab.log10_ratio"
 STATE_OF = {
     "completed": TrialState.COMPLETE,
     "pruned": TrialState.PRUNED,
@@ -222,14 +222,21 @@ class SweepStudy:
     # -- next trial ----------------------------------------------------------------------------
     def next_task(self) -> Task | None:
         """Ask Optuna for the next trial to run, or None when the sweep has nothing left."""
+        trial = None
         if self.waiting > 0:
             self.waiting -= 1
             trial = self.study.ask()
+            if KEY not in trial.user_attrs:  # another process emptied the queue first
+                self.waiting = 0
+                if self.to_sample == 0:
+                    self.study.tell(trial, state=TrialState.FAIL)  # not ours to run: no outcome
+                    return None
+        if trial is not None and KEY in trial.user_attrs:
             seed = int(trial.user_attrs.get(SEED, self.plan.section.seeds[0]))
             values = self._suggest(trial)
         elif self.to_sample > 0:
             self.to_sample -= 1
-            trial = self.study.ask()
+            trial = trial or self.study.ask()
             seed = self.plan.section.seeds[0]
             values = self._suggest(trial)
             config = point_key(values)
@@ -271,6 +278,9 @@ class SweepStudy:
         """Record a trial's outcome; only a finite objective of a completed trial is a value."""
         trial = task.trial
         trial.set_user_attr(OUTCOME, outcome)
+        ratio = metrics.get("grad/log10_ratio")
+        if ratio is not None and math.isfinite(ratio):  # for the outcome table
+            trial.set_user_attr(RATIO, ratio)
         if message:
             trial.set_user_attr("rnnlab.message", message.splitlines()[0][:500])
         value = metrics.get(self.plan.section.objective.metric)

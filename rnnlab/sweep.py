@@ -124,7 +124,7 @@ class Sweep:
         self.state.done_before = self.state.done
         for t in finished:
             if t.value is not None:
-                self._best(t.value, str(t.number))
+                self._best(t.value, f"trial {t.number}")
         fault_dir = Path(tempfile.mkdtemp(prefix="rnnlab-faults-"))
         try:
             while self._fill(fault_dir) or self.state.active:

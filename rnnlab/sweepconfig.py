@@ -210,9 +210,8 @@ def load_sweep(
         if isinstance(values, list) and not values:
             raise source.error(where, "an empty list of values; give at least one")
     name = base.name
-    definition = yaml.safe_dump(
-        {"run": base_data, "sweep": section.model_dump(mode="json")}, sort_keys=True
-    )
+    shaping = section.model_dump(mode="json", exclude={"workers"})  # what decides the trials
+    definition = yaml.safe_dump({"run": base_data, "sweep": shaping}, sort_keys=True)
     plan = SweepPlan(name, source, section, registry, base, [], definition)
     if plan.grid:
         plan.points = [plan.resolve_point(values) for values in _grid(section.space)]

@@ -90,8 +90,9 @@ class ProgressView:
 
     def _table(self, state: SweepState) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=self._line(state), title_justify="left", expand=False)
+        table = Table(title=Text(self._line(state)), title_justify="left", expand=False)
         table.add_column("slot")
         table.add_column("trial")
         table.add_column("step", justify="right")
@@ -100,7 +101,7 @@ class ProgressView:
             if active is None:
                 table.add_row(slot.label(), "idle", "")
             else:
-                table.add_row(slot.label(), active.label, f"{active.step}/{active.steps}")
+                table.add_row(slot.label(), Text(active.label), f"{active.step}/{active.steps}")
         return table
 
     def close(self) -> None:
@@ -109,24 +110,20 @@ class ProgressView:
 
 
 def print_table(plan: SweepPlan, table: list[dict[str, Any]]) -> None:
-    """The final outcome table: objective mean ± std over seeds, and outcomes."""
+    """The final outcome table: objective mean ± std over seeds, gradient ratio, outcomes."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    from rnnlab.summary import OUTCOME_NAMES
-    from rnnlab.sweepconfig import Range
+    from rnnlab import summary
 
-    axes = [k for k, v in plan.section.space.items() if not isinstance(v, Range)]
-    metric = plan.section.objective.metric
-    out = Table(title=f"{plan.name}: {plan.section.objective.direction} {metric}")
-    for axis in axes:
-        out.add_column(axis)
-    out.add_column(f"{metric} mean ± std", justify="right")
-    out.add_column("best", justify="right")
-    for name in OUTCOME_NAMES:
-        out.add_column(name, justify="right")
+    settings = len(summary.axes(plan))
+    out = Table(
+        title=f"{plan.name}: {plan.section.objective.direction} {plan.section.objective.metric}"
+    )
+    for i, name in enumerate(summary.header(plan)):
+        out.add_column(name, justify="left" if i < settings else "right")
     for row in table:
-        score = "-" if row["mean"] is None else f"{row['mean']:.4g} ± {row['std']:.2g}"
-        best = "-" if row["best"] is None else f"{row['best']:.4g}"
-        out.add_row(*(row[a] for a in axes), score, best, *(str(row[o]) for o in OUTCOME_NAMES))
-    Console(width=160).print(out)
+        # Text: a label such as "rnn[nonlinearity=relu]" is not rich markup
+        out.add_row(*(Text(cell) for cell in summary.cells(plan, row)))
+    Console(width=180).print(out)

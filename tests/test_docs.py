@@ -60,3 +60,12 @@ def test_the_tutorial_example_in_the_docs_runs() -> None:
     exec(code.group(1), {"print": lambda *a: printed.append(" ".join(map(str, a)))})
     assert printed[0] == "torch.Size([1, 2]) torch.Size([1, 20])"
     assert abs(float(printed[1].removeprefix("tensor(").split(",")[0].rstrip(")")) - 1) < 1e-5
+
+
+def test_every_sweep_key_is_documented() -> None:
+    from rnnlab.sweepconfig import Objective, Range, SweepSection
+
+    text = (DOCS / "sweeps.md").read_text()
+    for model in (SweepSection, Objective, Range):
+        missing = [key for key in model.model_fields if key not in text]
+        assert not missing, (model.__name__, missing)

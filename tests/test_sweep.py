@@ -80,8 +80,10 @@ def sweep_env(fake_dist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-           "MLFLOW_TRACKING_URI": uri}
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "MLFLOW_TRACKING_URI": uri,
+    }
     return env
 
 
@@ -112,8 +114,11 @@ def assert_exactly_once(tmp_path: Path, study: str, expected: int) -> list:
 
 
 def test_grid_with_two_workers_runs_every_point_once(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "seeds: [0, 1]\nworkers: 2\nspace:\n  train.lr: [0.01, 0.02]\n"
-                           "  remedies: [[], [clip], [gating]]\n")
+    path = write(
+        tmp_path,
+        "seeds: [0, 1]\nworkers: 2\nspace:\n  train.lr: [0.01, 0.02]\n"
+        "  remedies: [[], [clip], [gating]]\n",
+    )
     result = CliRunner().invoke(cli, ["sweep", str(path)])
     assert result.exit_code == 0, result.output
     assert "sweep 'sw' done: completed 12" in result.output
@@ -139,17 +144,25 @@ def test_grid_with_two_workers_runs_every_point_once(sweep_env, tmp_path) -> Non
 
 
 def test_faults_are_recorded_and_the_sweep_goes_on(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "workers: 2\nspace:\n  cell.fault: [none, raise, abort, nan]\n"
-                           "  cell.after: [30]\n", steps=8)
+    path = write(
+        tmp_path,
+        "workers: 2\nspace:\n  cell.fault: [none, raise, abort, nan]\n  cell.after: [30]\n",
+        steps=8,
+    )
     result = CliRunner().invoke(cli, ["sweep", str(path)])
     assert result.exit_code == 0, result.output
     done = {t.params["cell.fault"]: t for t in assert_exactly_once(tmp_path, "sw", 4)}
     assert {k: t.user_attrs[OUTCOME] for k, t in done.items()} == {
-        "none": "completed", "raise": "failed", "abort": "failed", "nan": "diverged",
+        "none": "completed",
+        "raise": "failed",
+        "abort": "failed",
+        "nan": "diverged",
     }
     assert "SIGABRT" in done["abort"].user_attrs["rnnlab.message"]
-    runs = {r.data.params.get("cell.fault", r.data.params.get("cell.fault")): r
-            for r in child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")}
+    runs = {
+        r.data.params.get("cell.fault", r.data.params.get("cell.fault")): r
+        for r in child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    }
     client = MlflowClient()
     by_outcome = {r.data.tags["rnnlab.outcome"]: r for r in runs.values()}
     assert set(by_outcome) == {"completed", "failed", "diverged"}
@@ -176,7 +189,9 @@ def test_incompatible_points_are_recorded_without_training(sweep_env, tmp_path) 
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "seeds: [0, 1]\nspace:\n  cell.name: [rnn, lstm]\n  remedies: [[], [relu]]\n")
+    path = write(
+        tmp_path, "seeds: [0, 1]\nspace:\n  cell.name: [rnn, lstm]\n  remedies: [[], [relu]]\n"
+    )
     result = CliRunner().invoke(cli, ["sweep", str(path), "--dry-run", "--workers", "3"])
     assert result.exit_code == 0, result.output
     assert "4 combinations x 2 seeds = 8 trials" in result.output
@@ -197,7 +212,9 @@ def test_dry_run_prints_the_plan_and_creates_nothing(sweep_env, tmp_path) -> Non
     ],
     ids=["range-in-grid", "unknown-key", "unknown-plugin", "no-trials", "typo", "objective"],
 )
-def test_bad_sweep_files_exit_2_before_anything_starts(sweep_env, tmp_path, sweep, expected) -> None:
+def test_bad_sweep_files_exit_2_before_anything_starts(
+    sweep_env, tmp_path, sweep, expected
+) -> None:
     path = write(tmp_path, sweep)
     result = CliRunner().invoke(cli, ["sweep", str(path)])
     assert result.exit_code == 2, result.output
@@ -220,8 +237,11 @@ def test_a_changed_file_is_refused_unless_fresh(sweep_env, tmp_path) -> None:
 
 
 def test_median_pruner_stops_a_hopeless_trial(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "workers: 1\npruner: median\nseeds: [0, 1]\n"
-                           "space:\n  train.lr: [0.05, 0.000001]\n", steps=16)
+    path = write(
+        tmp_path,
+        "workers: 1\npruner: median\nseeds: [0, 1]\nspace:\n  train.lr: [0.05, 0.000001]\n",
+        steps=16,
+    )
     result = CliRunner().invoke(cli, ["sweep", str(path)])
     assert result.exit_code == 0, result.output
     outcomes = Counter(t.user_attrs[OUTCOME] for t in assert_exactly_once(tmp_path, "sw", 4))
@@ -231,7 +251,10 @@ def test_median_pruner_stops_a_hopeless_trial(sweep_env, tmp_path) -> None:
 def _start(env: dict[str, str], args: list[str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", "from rnnlab.cli import main; main()", *args],
-        cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
 
@@ -253,8 +276,11 @@ def _wait_for(tmp_path: Path, study: str, finished: int, timeout: float = 120) -
 
 
 def test_sigkill_mid_trial_then_rerun_completes_exactly_once(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "workers: 2\nseeds: [0, 1, 2]\nspace:\n  cell.fault: [slow]\n"
-                           "  train.lr: [0.01, 0.02]\n", steps=40)
+    path = write(
+        tmp_path,
+        "workers: 2\nseeds: [0, 1, 2]\nspace:\n  cell.fault: [slow]\n  train.lr: [0.01, 0.02]\n",
+        steps=40,
+    )
     process = _start(sweep_env, ["sweep", str(path)], tmp_path)
     try:
         _wait_for(tmp_path, "sw", finished=1)
@@ -272,16 +298,23 @@ def test_sigkill_mid_trial_then_rerun_completes_exactly_once(sweep_env, tmp_path
     finished = [r for r in runs if r.data.tags["rnnlab.outcome"] == "completed"]
     stopped = [r for r in runs if r.data.tags["rnnlab.outcome"] == "stopped"]
     assert len(finished) == 6 and stopped and {r.info.status for r in stopped} == {"KILLED"}
-    parents = [r for r in MlflowClient().search_runs(
-        [MlflowClient().get_experiment_by_name("sw").experiment_id]
-    ) if r.data.tags.get("rnnlab.role") == "sweep"]
+    parents = [
+        r
+        for r in MlflowClient().search_runs(
+            [MlflowClient().get_experiment_by_name("sw").experiment_id]
+        )
+        if r.data.tags.get("rnnlab.role") == "sweep"
+    ]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # the resume reused it
 
 
 def test_ctrl_c_stops_cleanly_and_a_sampler_reaches_its_total(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "sampler: random\ntrials: 3\nseeds: [0, 1]\nworkers: 2\n"
-                           "space:\n  cell.fault: [slow]\n  train.lr: {low: 0.001, high: 0.1, log: true}\n",
-                 steps=40)
+    path = write(
+        tmp_path,
+        "sampler: random\ntrials: 3\nseeds: [0, 1]\nworkers: 2\n"
+        "space:\n  cell.fault: [slow]\n  train.lr: {low: 0.001, high: 0.1, log: true}\n",
+        steps=40,
+    )
     process = _start(sweep_env, ["sweep", str(path)], tmp_path)
     try:
         _wait_for(tmp_path, "sw", finished=1)
@@ -300,3 +333,66 @@ def test_ctrl_c_stops_cleanly_and_a_sampler_reaches_its_total(sweep_env, tmp_pat
     done = assert_exactly_once(tmp_path, "sw", 6)
     configs = Counter(t.user_attrs["rnnlab.config"] for t in done)
     assert len(configs) == 3 and set(configs.values()) == {2}  # 3 configurations x 2 seeds
+
+
+def test_slots_one_per_gpu_or_dividing_the_cores(monkeypatch) -> None:
+    from rnnlab import workers
+
+    monkeypatch.setattr(workers, "cpu_cores", lambda: 16)
+    slots = workers.plan_slots("auto", ["0", "2"], trials=10)
+    assert [(s.label(), s.env(), s.threads) for s in slots] == [
+        ("gpu 0", {"CUDA_VISIBLE_DEVICES": "0"}, 8),
+        ("gpu 2", {"CUDA_VISIBLE_DEVICES": "2"}, 8),
+    ]
+    assert [s.gpu for s in workers.plan_slots(3, ["1"], trials=10)] == ["1", "1", "1"]
+    monkeypatch.setattr(workers, "visible_gpus", lambda: [])
+    cpu = workers.plan_slots("auto", None, trials=100)
+    assert len(cpu) == 16 and {s.threads for s in cpu} == {1} and cpu[0].env() == {}
+    assert len(workers.plan_slots("auto", None, trials=3)) == 3  # never more slots than trials
+    assert {s.threads for s in workers.plan_slots(4, None, trials=10)} == {4}
+
+
+def test_four_workers_share_one_store_without_losing_anything(sweep_env, tmp_path) -> None:
+    path = write(
+        tmp_path, "workers: 4\nseeds: [0, 1, 2, 3]\nspace:\n  train.lr: [0.01, 0.02]\n", steps=12
+    )
+    result = CliRunner().invoke(cli, ["sweep", str(path)])
+    assert result.exit_code == 0, result.output
+    assert_exactly_once(tmp_path, "sw", 8)
+    client = MlflowClient()
+    runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    assert len(runs) == 8 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["rnnlab.slot"] for r in runs}) == 4
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [
+            0,
+            4,
+            8,
+            12,
+        ]
+        assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 7  # 0,2,..,10, 11
+
+
+def test_storage_url_and_overrides(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "workers: 1\nspace:\n  train.lr: [0.01, 0.02]\n", steps=40)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sweep",
+            str(path),
+            "--storage",
+            url,
+            "--set",
+            "train.steps=4",
+            "--set",
+            "sweep.seeds=[3]",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "rnnlab-optuna.journal").exists()
+    done = optuna.load_study(study_name="sw", storage=url).get_trials()
+    assert len(done) == 2 and {t.user_attrs["rnnlab.seed"] for t in done} == {3}
+    runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    assert {r.data.params["train.steps"] for r in runs} == {"4"}
+    assert {r.data.tags["rnnlab.seed"] for r in runs} == {"3"}
