@@ -89,10 +89,11 @@ class ProgressView:
         )
 
     def _table(self, state: SweepState) -> Any:
+        from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=Text(self._line(state)), title_justify="left", expand=False)
+        table = Table(expand=False)
         table.add_column("slot")
         table.add_column("trial")
         table.add_column("step", justify="right")
@@ -102,7 +103,7 @@ class ProgressView:
                 table.add_row(slot.label(), "idle", "")
             else:
                 table.add_row(slot.label(), Text(active.label), f"{active.step}/{active.steps}")
-        return table
+        return Group(Text(self._line(state)), table)
 
     def close(self) -> None:
         if self.live is not None:
