@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -71,7 +71,7 @@ class SweepSection(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     objective: Objective = Objective()
     pruner: Literal["none", "median", "hyperband"] = "none"
-    workers: int | Literal["auto"] = "auto"
+    workers: Annotated[int, Field(gt=0)] | Literal["auto"] = "auto"
     space: dict[str, list[Any] | Range] = Field(default_factory=dict)
 
 

@@ -69,7 +69,17 @@ def plan_slots(workers: int | str, gpus: Sequence[str] | None, trials: int) -> l
         gpus: GPUs to use (``--gpus``); None = every visible one.
         trials: no more slots than trials are made.
     """
-    devices = list(gpus) if gpus is not None else visible_gpus()
+    visible = visible_gpus()
+    devices = list(gpus) if gpus is not None else visible
+    unknown = [g for g in devices if g not in visible]
+    if unknown:
+        from rnnlab.errors import ConfigError
+
+        have = ", ".join(visible) or "none"
+        raise ConfigError(
+            f"--gpus {','.join(devices)}: GPU {', '.join(unknown)} is not visible "
+            f"here (visible GPUs: {have}); leave --gpus out to use every visible one"
+        )
     cores = cpu_cores()
     count = (len(devices) or cores) if workers == "auto" else int(workers)
     count = max(1, min(count, max(trials, 1)))

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from rnnlab.cli import cli
+from rnnlab.errors import ConfigError
 from rnnlab.study import KEY, OUTCOME, storage_for
 
 FAULTY = '''
@@ -339,6 +340,7 @@ def test_slots_one_per_gpu_or_dividing_the_cores(monkeypatch) -> None:
     from rnnlab import workers
 
     monkeypatch.setattr(workers, "cpu_cores", lambda: 16)
+    monkeypatch.setattr(workers, "visible_gpus", lambda: ["0", "1", "2"])
     slots = workers.plan_slots("auto", ["0", "2"], trials=10)
     assert [(s.label(), s.env(), s.threads) for s in slots] == [
         ("gpu 0", {"CUDA_VISIBLE_DEVICES": "0"}, 8),
@@ -346,6 +348,10 @@ def test_slots_one_per_gpu_or_dividing_the_cores(monkeypatch) -> None:
     ]
     assert [s.gpu for s in workers.plan_slots(3, ["1"], trials=10)] == ["1", "1", "1"]
     monkeypatch.setattr(workers, "visible_gpus", lambda: [])
+    with pytest.raises(
+        ConfigError, match="--gpus 0: GPU 0 is not visible here .visible GPUs: none"
+    ):
+        workers.plan_slots("auto", ["0"], trials=10)
     cpu = workers.plan_slots("auto", None, trials=100)
     assert len(cpu) == 16 and {s.threads for s in cpu} == {1} and cpu[0].env() == {}
     assert len(workers.plan_slots("auto", None, trials=3)) == 3  # never more slots than trials
