@@ -176,6 +176,42 @@ def sweep(
     )
 
 
+@cli.command()
+@click.argument("sweep_name", required=False, metavar="[SWEEP]")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=5000,
+    show_default=True,
+    help="Port of the MLflow UI (optuna-dashboard, when installed, takes the next one).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind; only loopback unless you say otherwise.",
+)
+@click.option("--storage", metavar="URL", help="Optuna storage of the sweep (as for sweep).")
+@click.option(
+    "--tracking-uri", metavar="URI", help="MLflow store (default: the sweep's, else as for run)."
+)
+@click.pass_context
+def ui(
+    ctx: click.Context,
+    sweep_name: str | None,
+    port: int,
+    host: str,
+    storage: str | None,
+    tracking_uri: str | None,
+) -> None:
+    """Open the MLflow UI (and optuna-dashboard) on a sweep's stores; Ctrl-C stops them."""
+    from rnnlab import console
+
+    ctx.exit(
+        console.ui(sweep_name, port=port, host=host, storage=storage, tracking_uri=tracking_uri)
+    )
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context

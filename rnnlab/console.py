@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -198,3 +199,27 @@ def sweep_file(
         f"Optuna: study {result.study_name!r} in {storage}"
     )
     return 0
+
+
+def ui(
+    sweep_name: str | None, *, port: int, host: str, storage: str | None, tracking_uri: str | None
+) -> int:
+    """``rnnlab ui``: find the stores a sweep used, then serve the UIs until Ctrl-C."""
+    from rnnlab import ui as servers
+    from rnnlab.sweepconfig import default_storage
+
+    storage_url = storage or default_storage()
+    if sweep_name is not None and tracking_uri is None:
+        from rnnlab.sources import load_yaml
+        from rnnlab.study import TRACKING_URI, load_latest
+
+        name = sweep_name
+        if Path(sweep_name).is_file():
+            name = str(load_yaml(sweep_name).data.get("name") or Path(sweep_name).stem)
+        tracking_uri = load_latest(storage_url, name).user_attrs.get(TRACKING_URI)
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    optuna_storage = storage_url if sweep_name is not None or Path(storage_url).exists() else None
+    return servers.serve(str(tracking_uri), optuna_storage, port=port, host=host)

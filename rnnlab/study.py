@@ -33,6 +33,7 @@ KEY, CONFIG, SEED, OUTCOME, OWNER, RUN_ID = (
     "rnnlab.run_id",
 )
 DEFINITION, PARENT, RATIO = "rnnlab.definition", "rnnlab.parent_run_id", "rnnlab.log10_ratio"
+TRACKING_URI = "rnnlab.tracking_uri"  # the MLflow store the sweep wrote to
 STATE_OF = {
     "completed": TrialState.COMPLETE,
     "pruned": TrialState.PRUNED,
@@ -82,6 +83,36 @@ def _alive(owner: str) -> bool:
     return True
 
 
+def generation_name(name: str, generation: int) -> str:
+    """A sweep's studies: ``name``, then ``name#2``, ``name#3``... (each ``--fresh`` start)."""
+    return name if generation <= 1 else f"{name}#{generation}"
+
+
+def latest_generation(storage: optuna.storages.BaseStorage, name: str) -> int:
+    """The newest generation of sweep ``name`` in ``storage``; 0 when it has none."""
+    names = set(optuna.study.get_all_study_names(storage))
+    found = [1] if name in names else []
+    found += [
+        int(n.rsplit("#", 1)[1])
+        for n in names
+        if n.startswith(name + "#") and n.rsplit("#", 1)[1].isdigit()
+    ]
+    return max(found, default=0)
+
+
+def load_latest(storage_url: str, name: str) -> optuna.Study:
+    """The newest study of sweep ``name``; a ConfigError naming the sweeps there otherwise."""
+    storage = storage_for(storage_url)
+    latest = latest_generation(storage, name)
+    if latest == 0:
+        known = ", ".join(sorted(optuna.study.get_all_study_names(storage))) or "none"
+        raise ConfigError(
+            f"no sweep {name!r} in {storage_url} (sweeps there: {known}); give the sweep's name "
+            "or file, and --storage if it was run with one"
+        )
+    return optuna.load_study(study_name=generation_name(name, latest), storage=storage)
+
+
 @dataclass
 class Task:
     """A trial about to run: its Optuna trial, configuration and seed."""
@@ -123,18 +154,12 @@ class SweepStudy:
 
     # -- which study -----------------------------------------------------------------------------
     def _study_name(self, fresh: bool) -> str:
-        names = set(optuna.study.get_all_study_names(self.storage))
-        generations = [1] + [
-            int(n.rsplit("#", 1)[1])
-            for n in names
-            if n.startswith(self.plan.name + "#") and n.rsplit("#", 1)[1].isdigit()
-        ]
-        latest = max(generations) if self.plan.name in names or len(generations) > 1 else 0
+        latest = latest_generation(self.storage, self.plan.name)
         if latest == 0:
             return self.plan.name
-        name = self.plan.name if latest == 1 else f"{self.plan.name}#{latest}"
+        name = generation_name(self.plan.name, latest)
         if fresh:
-            return f"{self.plan.name}#{latest + 1}"
+            return generation_name(self.plan.name, latest + 1)
         stored = optuna.load_study(study_name=name, storage=self.storage).user_attrs.get(DEFINITION)
         if stored is not None and stored != self.plan.definition:
             diff = difflib.unified_diff(
@@ -300,3 +325,27 @@ class SweepStudy:
             return False
         task.trial.report(value, step)
         return task.trial.should_prune()
+
+
+def sweep_name(target: str) -> str:
+    """The sweep a command means: a sweep file's name (``name:`` or its stem), or ``target``."""
+    from pathlib import Path
+
+    from rnnlab.sources import load_yaml
+
+    if Path(target).is_file():
+        return str(load_yaml(target).data.get("name") or Path(target).stem)
+    return target
+
+
+def open_sweep(target: str, storage_url: str, registry: Any) -> tuple[optuna.Study, SweepPlan]:
+    """A sweep by its file or its name: its newest study, and the plan it was created with."""
+    from rnnlab.sweepconfig import plan_from_definition
+
+    study = load_latest(storage_url, sweep_name(target))
+    definition = study.user_attrs.get(DEFINITION)
+    if definition is None:
+        raise ConfigError(
+            f"study {study.study_name!r} in {storage_url} was not made by rnnlab sweep"
+        )
+    return study, plan_from_definition(str(definition), registry)

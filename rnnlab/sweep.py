@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from rnnlab import summary
-from rnnlab.study import PARENT, RUN_ID, SweepStudy, Task
+from rnnlab.study import PARENT, RUN_ID, TRACKING_URI, SweepStudy, Task
 from rnnlab.sweepconfig import SweepPlan, label
 from rnnlab.tracking import MlflowTracker
 from rnnlab.workers import Slot, Worker
@@ -326,6 +326,7 @@ class Sweep:
         tags = {"rnnlab.sweep": self.study.name, "rnnlab.role": "sweep"}
         self.parent.start(self.plan.name, f"sweep {self.study.name}", tags, params)
         self.study.study.set_user_attr(PARENT, self.parent.run_id)
+        self.study.study.set_user_attr(TRACKING_URI, self.parent.tracking_uri)
         with tempfile.TemporaryDirectory() as folder:
             if self.plan.source.path is not None:
                 shutil.copy(self.plan.source.path, Path(folder) / "sweep.yaml")

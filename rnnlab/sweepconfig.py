@@ -172,6 +172,18 @@ def load_sweep(
     source = load_yaml(path)
     for assignment in overrides:
         apply_override(source, assignment)
+    return plan_from_source(source, registry)
+
+
+def plan_from_definition(definition: str, registry: Registry) -> SweepPlan:
+    """The plan a study was created with (its ``rnnlab.definition``), for reports and the UI."""
+    stored = yaml.safe_load(definition)
+    data = {**stored["run"], "name": stored["name"], "sweep": stored["sweep"]}
+    return plan_from_source(Source(None, data), registry)
+
+
+def plan_from_source(source: Source, registry: Registry) -> SweepPlan:
+    """Validate a parsed sweep file: its section, the base run and every point."""
     raw = source.data.get("sweep")
     if not isinstance(raw, dict):
         raise source.error(("sweep",), "a sweep file needs a `sweep:` section (see docs/sweeps.md)")
@@ -209,10 +221,11 @@ def load_sweep(
             )
         if isinstance(values, list) and not values:
             raise source.error(where, "an empty list of values; give at least one")
-    name = base.name
     shaping = section.model_dump(mode="json", exclude={"workers"})  # what decides the trials
-    definition = yaml.safe_dump({"run": base_data, "sweep": shaping}, sort_keys=True)
-    plan = SweepPlan(name, source, section, registry, base, [], definition)
+    definition = yaml.safe_dump(
+        {"name": base.name, "run": base_data, "sweep": shaping}, sort_keys=True
+    )
+    plan = SweepPlan(base.name, source, section, registry, base, [], definition)
     if plan.grid:
         plan.points = [plan.resolve_point(values) for values in _grid(section.space)]
     else:  # every listed value must resolve on its own
