@@ -210,13 +210,11 @@ def ui(
 
     storage_url = storage or default_storage()
     if sweep_name is not None and tracking_uri is None:
-        from rnnlab.sources import load_yaml
         from rnnlab.study import TRACKING_URI, load_latest
+        from rnnlab.study import sweep_name as name_of
 
-        name = sweep_name
-        if Path(sweep_name).is_file():
-            name = str(load_yaml(sweep_name).data.get("name") or Path(sweep_name).stem)
-        tracking_uri = load_latest(storage_url, name).user_attrs.get(TRACKING_URI)
+        study = load_latest(storage_url, name_of(sweep_name))
+        tracking_uri = study.user_attrs.get(TRACKING_URI)
     if tracking_uri is None:
         import mlflow
 
