@@ -177,6 +177,38 @@ def sweep(
 
 
 @cli.command()
+@click.argument("sweep", metavar="SWEEP_FILE_OR_NAME")
+@click.option("--out", metavar="DIR", help="Where to write it (default: reports/NAME).")
+@click.option("--open", "open_page", is_flag=True, help="Open the report in a browser.")
+@click.option("--storage", metavar="URL", help="Optuna storage of the sweep (as for sweep).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow store (default: the sweep's).")
+@click.pass_context
+def report(
+    ctx: click.Context,
+    sweep: str,
+    out: str | None,
+    open_page: bool,
+    storage: str | None,
+    tracking_uri: str | None,
+) -> None:
+    """Write an HTML report of a finished or running sweep (also logged to its parent run)."""
+    from rnnlab import console
+
+    plugins = plugins_of(ctx)
+    ctx.exit(
+        console.report(
+            plugins.registry(),
+            plugins,
+            sweep,
+            out=out,
+            storage=storage,
+            tracking_uri=tracking_uri,
+            open_page=open_page,
+        )
+    )
+
+
+@cli.command()
 @click.argument("sweep_name", required=False, metavar="[SWEEP]")
 @click.option(
     "--port",

@@ -221,3 +221,36 @@ def ui(
         tracking_uri = mlflow.get_tracking_uri()
     optuna_storage = storage_url if sweep_name is not None or Path(storage_url).exists() else None
     return servers.serve(str(tracking_uri), optuna_storage, port=port, host=host)
+
+
+def report(
+    registry: Registry,
+    plugins: Plugins,
+    target: str,
+    *,
+    out: str | None,
+    storage: str | None,
+    tracking_uri: str | None,
+    open_page: bool,
+) -> int:
+    """``rnnlab report``: collect a sweep, write the report, print the table and where it is."""
+    from rnnlab import report as reports
+    from rnnlab import sweepview
+    from rnnlab.reportdata import collect
+    from rnnlab.study import open_sweep
+    from rnnlab.sweepconfig import default_storage
+
+    study, plan = open_sweep(target, storage or default_storage(), registry)
+    _quiet_mlflow()
+    data = collect(study, plan, tracking_uri, plugins.infos)
+    folder = Path(out) if out else Path("reports") / study.study_name.replace("#", "-")
+    page = reports.write(data, folder)
+    sweepview.print_table(plan, data.table)
+    if data.running:
+        click.echo(f"The sweep is still running: {len(data.trials)} of {data.total} trials done.")
+    click.echo(f"Report: {page}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+    return 0

@@ -342,10 +342,11 @@ def open_sweep(target: str, storage_url: str, registry: Any) -> tuple[optuna.Stu
     """A sweep by its file or its name: its newest study, and the plan it was created with."""
     from rnnlab.sweepconfig import plan_from_definition
 
-    study = load_latest(storage_url, sweep_name(target))
+    name = sweep_name(target)
+    study = load_latest(storage_url, name)
     definition = study.user_attrs.get(DEFINITION)
     if definition is None:
         raise ConfigError(
             f"study {study.study_name!r} in {storage_url} was not made by rnnlab sweep"
         )
-    return study, plan_from_definition(str(definition), registry)
+    return study, plan_from_definition(str(definition), registry, name)

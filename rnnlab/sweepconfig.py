@@ -175,10 +175,10 @@ def load_sweep(
     return plan_from_source(source, registry)
 
 
-def plan_from_definition(definition: str, registry: Registry) -> SweepPlan:
+def plan_from_definition(definition: str, registry: Registry, name: str) -> SweepPlan:
     """The plan a study was created with (its ``rnnlab.definition``), for reports and the UI."""
     stored = yaml.safe_load(definition)
-    data = {**stored["run"], "name": stored["name"], "sweep": stored["sweep"]}
+    data = {**stored["run"], "name": stored.get("name", name), "sweep": stored["sweep"]}
     return plan_from_source(Source(None, data), registry)
 
 
@@ -223,7 +223,7 @@ def plan_from_source(source: Source, registry: Registry) -> SweepPlan:
             raise source.error(where, "an empty list of values; give at least one")
     shaping = section.model_dump(mode="json", exclude={"workers"})  # what decides the trials
     definition = yaml.safe_dump(
-        {"name": base.name, "run": base_data, "sweep": shaping}, sort_keys=True
+        {"name": base.name, "run": base_data, "sweep": shaping}, sort_keys=False
     )
     plan = SweepPlan(base.name, source, section, registry, base, [], definition)
     if plan.grid:

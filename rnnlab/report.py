@@ -1,0 +1,159 @@
+"""``rnnlab report``: one self-contained HTML page (plus PNGs and markdown) for a sweep.
+
+Built from the sweep's Optuna study and MLflow runs alone, for a finished or a running sweep, and
+logged as artifacts (``report/``) of the sweep's parent run.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+from pathlib import Path
+
+from rnnlab import reportplots, summary
+from rnnlab.reportdata import ReportData
+
+FIGURES = (
+    ("objective_heatmap.png", "The objective, mean over seeds, for every combination."),
+    (
+        "gradient_flow.png",
+        "||dL/dh_t|| against t (log axis) at the first probe (blue) and the last "
+        "(vermillion): thin lines are seeds, bold their geometric mean. A curve falling to the "
+        "left is a vanishing gradient; a flat one reaches the first steps.",
+    ),
+    (
+        "log10_ratio.png",
+        "log10 ||dL/dh_1|| / ||dL/dh_T|| against training step (mean over seeds): "
+        "how many orders of magnitude the gradient loses across the sequence.",
+    ),
+    (
+        "learning_curves.png",
+        "The objective on validation data against training step (mean over seeds).",
+    ),
+    ("importances.png", "Optuna's parameter importances for the objective."),
+)
+
+
+def draw(data: ReportData, out: Path) -> list[Path]:
+    """Every figure that applies to this sweep, as PNGs in ``out``."""
+    metric = data.plan.section.objective.metric
+    made = [
+        reportplots.objective_heatmap(data, out / "objective_heatmap.png"),
+        reportplots.flow_grid(data, out / "gradient_flow.png"),
+        reportplots.history_panels(
+            data, out / "log10_ratio.png", "ratio", "log10 ||dL/dh_1|| / ||dL/dh_T||"
+        ),
+        reportplots.history_panels(
+            data, out / "learning_curves.png", "objective", metric, log=metric == "val/loss"
+        ),
+        reportplots.importances(data, out / "importances.png"),
+    ]
+    return [p for p in made if p is not None]
+
+
+def _status(data: ReportData) -> str:
+    done = len(data.trials)
+    if data.running:
+        return (
+            f"Still running: {done} of {data.total} trials finished, {data.unfinished} "
+            "queued or running. Run the report again for the rest."
+        )
+    return f"Finished: all {data.total} trials done."
+
+
+def _table(data: ReportData) -> str:
+    axes = data.axes
+    names = summary.header(data.plan)
+    maximize = data.plan.section.objective.direction == "maximize"
+    # the best mean within each group of the settings after the first two is highlighted
+    best: dict[tuple[str, ...], float] = {}
+    for row in data.table:
+        if row["mean"] is not None:
+            group = tuple(row[a] for a in axes[2:])
+            current = best.get(group)
+            if current is None or (row["mean"] > current if maximize else row["mean"] < current):
+                best[group] = row["mean"]
+    lines = [
+        "<table><thead><tr>"
+        + "".join(f"<th>{html.escape(n)}</th>" for n in names)
+        + "</tr></thead><tbody>"
+    ]
+    for row in data.table:
+        group = tuple(row[a] for a in axes[2:])
+        mark = ' class="best"' if row["mean"] is not None and best.get(group) == row["mean"] else ""
+        cells = "".join(f"<td>{html.escape(c)}</td>" for c in summary.cells(data.plan, row))
+        lines.append(f"<tr{mark}>{cells}</tr>")
+    return "\n".join([*lines, "</tbody></table>"])
+
+
+def _figure(path: Path, caption: str) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    alt = html.escape(path.stem.replace("_", " "))
+    return (
+        f'<figure><img src="data:image/png;base64,{encoded}" alt="{alt}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 1400px; color: #111; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }
+th { background: #eee; } td:first-child, td:nth-child(2) { text-align: left; }
+tr.best td { background: #cde8d8; font-weight: bold; }
+figure { margin: 1.5em 0; } img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #333; max-width: 60em; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+.status { padding: 0.5em 1em; background: #fff3cd; display: inline-block; }
+"""
+
+
+def render(data: ReportData, figures: list[Path]) -> str:
+    """The report as one HTML document with every figure embedded."""
+    section = data.plan.section
+    captions = dict(FIGURES)
+    versions = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+        for k, v in data.versions.items()
+    )
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>rnnlab report: {html.escape(data.study.study_name)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Sweep {html.escape(data.study.study_name)}</h1>",
+        f'<p class="status">{html.escape(_status(data))}</p>',
+        f"<p>Objective: {section.objective.direction} {html.escape(section.objective.metric)}; "
+        f"sampler {section.sampler}; seeds {section.seeds}; generated {when}; MLflow "
+        f"{html.escape(data.tracking_uri)}, "
+        f"parent run {html.escape(data.parent_run_id or '-')}.</p>",
+        "<h2>Outcomes</h2>",
+        _table(data),
+        "<p>Highlighted: the best mean in each group of the other settings. log10 ratio: the mean "
+        "over the row's trials of log10 ||dL/dh_1|| / ||dL/dh_T|| at their last probe.</p>",
+        "<h2>Figures</h2>",
+        *(_figure(p, captions.get(p.name, "")) for p in figures),
+        "<h2>The sweep file</h2>",
+        f"<pre>{html.escape(data.sweep_file)}</pre>",
+        "<h2>Versions</h2>",
+        f"<table>{versions}</table>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write(data: ReportData, out: Path, log_to_parent: bool = True) -> Path:
+    """Write report.html, the PNGs and summary.md to ``out``; log them to the parent run."""
+    out.mkdir(parents=True, exist_ok=True)
+    figures = draw(data, out)
+    page = out / "report.html"
+    page.write_text(render(data, figures), encoding="utf-8")
+    status = f"\n{_status(data)}\n"
+    (out / "summary.md").write_text(summary.markdown(data.plan, data.table) + status)
+    if log_to_parent and data.parent_run_id:
+        from mlflow import MlflowClient
+
+        MlflowClient(data.tracking_uri).log_artifacts(data.parent_run_id, str(out), "report")
+    return page
