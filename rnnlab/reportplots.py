@@ -52,14 +52,16 @@ def objective_heatmap(data: ReportData, path: Path) -> Path | None:
     )
     metric = data.plan.section.objective.metric
     norm = _shared_norm([r["mean"] for r in data.table if r["mean"] is not None])
+    from matplotlib import colormaps
+
+    cmap = colormaps["cividis"].with_extremes(bad="#dddddd")  # grey: no completed trial
     for ax, panel in zip(grid[0], panels, strict=True):
         matrix = np.full((len(row_values), len(col_values)), np.nan)
         for r in data.table:
             if tuple(r[a] for a in rest) == panel and r["mean"] is not None:
                 j = col_values.index(r[cols_axis]) if cols_axis else 0
                 matrix[row_values.index(r[rows_axis]), j] = r["mean"]
-        image = ax.imshow(np.ma.masked_invalid(matrix), cmap="cividis", aspect="auto", norm=norm)
-        image.cmap.set_bad("#dddddd")
+        image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, aspect="auto", norm=norm)
         for (i, j), value in np.ndenumerate(matrix):
             text = "n/a" if math.isnan(value) else f"{value:.3g}"
             dark = not math.isnan(value) and float(image.norm(value)) < 0.5  # cividis: dark low

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -76,6 +77,64 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+FAULTY = '''
+import os
+import time
+from typing import Literal
+
+import torch
+import rnnlab
+from rnnlab.base import Cell
+
+
+class Faulty(Cell):
+    """A tanh cell that misbehaves on request, after a number of steps."""
+
+    class Params(rnnlab.Params):
+        fault: Literal["none", "raise", "abort", "nan", "slow"] = "none"
+        after: int = 30
+
+    def __init__(self, input_size, hidden_size, params=None):
+        super().__init__(input_size, hidden_size, params)
+        self.linear = torch.nn.Linear(input_size + hidden_size, hidden_size)
+        self.calls = 0
+
+    def forward(self, x_t, state):
+        self.calls += 1
+        fault = self.params.fault
+        if self.calls > self.params.after:
+            if fault == "raise":
+                raise RuntimeError("the faulty cell raised")
+            if fault == "abort":
+                os.abort()
+            if fault == "nan":
+                return state[0] * float("nan"), (state[0] * float("nan"),)
+        if fault == "slow":
+            time.sleep(0.002)
+        h = torch.tanh(self.linear(torch.cat((x_t, state[0]), dim=-1)))
+        return h, (h,)
+
+
+@rnnlab.hookimpl
+def register_cells(register):
+    register("faulty", Faulty)
+'''
+
+
+@pytest.fixture
+def sweep_env(fake_dist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A folder with the faulty-cell plugin installed, MLflow's store and the journal in it."""
+    site = fake_dist("rnnlab-faulty", {"faulty": "faulty_plugin"}, {"faulty_plugin": FAULTY})
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "MLFLOW_TRACKING_URI": uri,
+    }
+    return env
 
 
 TINY = """\
