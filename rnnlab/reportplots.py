@@ -25,8 +25,14 @@ def _groups(trials: Iterable[TrialData], axes: list[str]) -> dict[tuple[str, ...
     return dict(sorted(groups.items()))
 
 
+def _short(key: str) -> str:
+    """``cell.name`` -> ``cell``, ``dataset.seq_len`` -> ``seq_len``: panel titles stay short."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+
 def _title(axes: list[str], combo: tuple[str, ...]) -> str:
-    return ", ".join(f"{a.split('.')[-1]}={v}" for a, v in zip(axes, combo, strict=True))
+    return ", ".join(f"{_short(a)}={v}" for a, v in zip(axes, combo, strict=True))
 
 
 def _save(fig: Any, path: Path) -> Path:
