@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -242,6 +243,7 @@ def report(
 
     study, plan = open_sweep(target, storage or default_storage(), registry)
     _quiet_mlflow()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per trial
     data = collect(study, plan, tracking_uri, plugins.infos)
     folder = Path(out) if out else Path("reports") / study.study_name.replace("#", "-")
     page = reports.write(data, folder)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,14 @@ STYLES = ["-", "--", ":", "-."]
 FIRST, LAST = "#0072B2", "#D55E00"
 
 
-def _groups(trials: Iterable[TrialData], axes: list[str]) -> dict[tuple[str, ...], list[TrialData]]:
+def _groups(data: ReportData) -> dict[tuple[str, ...], list[TrialData]]:
+    """Trials by combination, in the outcome table's order (the sweep file's)."""
+    axes = data.axes
+    rank = {tuple(row[a] for a in axes): i for i, row in enumerate(data.table)}
     groups: dict[tuple[str, ...], list[TrialData]] = {}
-    for trial in trials:
+    for trial in data.trials:
         groups.setdefault(trial.combination(axes), []).append(trial)
-    return dict(sorted(groups.items()))
+    return dict(sorted(groups.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def _short(key: str) -> str:
@@ -36,7 +38,7 @@ def _title(axes: list[str], combo: tuple[str, ...]) -> str:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     _pyplot().close(fig)
     return path
 
@@ -48,9 +50,9 @@ def objective_heatmap(data: ReportData, path: Path) -> Path | None:
         return None
     rows_axis, cols_axis = axes[0], (axes[1] if len(axes) > 1 else None)
     rest = axes[2:]
-    panels = sorted({tuple(r[a] for a in rest) for r in data.table})
-    row_values = sorted({r[rows_axis] for r in data.table})
-    col_values = sorted({r[cols_axis] for r in data.table}) if cols_axis else [""]
+    panels = _in_order([tuple(r[a] for a in rest) for r in data.table])
+    row_values = _in_order([r[rows_axis] for r in data.table])  # the table keeps the file's order
+    col_values = _in_order([r[cols_axis] for r in data.table]) if cols_axis else [""]
     plt = _pyplot()
     width = 1.2 + 1.1 * len(col_values)
     fig, grid = plt.subplots(
@@ -83,6 +85,11 @@ def objective_heatmap(data: ReportData, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _in_order(values: list[Any]) -> list[Any]:
+    """Distinct values, first appearance first."""
+    return list(dict.fromkeys(values))
+
+
 def _shared_norm(values: list[float]) -> Any:
     """One colour scale for every panel; logarithmic when the values span orders of magnitude."""
     from matplotlib.colors import LogNorm, Normalize
@@ -96,11 +103,7 @@ def _shared_norm(values: list[float]) -> Any:
 def flow_grid(data: ReportData, path: Path) -> Path | None:
     """||dL/dh_t|| against t (log axis) per combination: first probe and last, seeds thin and
     their geometric mean bold."""
-    groups = {
-        k: v
-        for k, v in _groups(data.trials, data.axes).items()
-        if any(t.flow is not None for t in v)
-    }
+    groups = {k: v for k, v in _groups(data).items() if any(t.flow is not None for t in v)}
     if not groups:
         return None
     plt = _pyplot()
@@ -136,12 +139,10 @@ def history_panels(
     """A history (``objective`` or ``ratio``) against training step: one panel per value of the
     first setting, one line per combination of the others (mean over seeds)."""
     axes = data.axes
-    groups = {
-        k: v for k, v in _groups(data.trials, axes).items() if any(getattr(t, attribute) for t in v)
-    }
+    groups = {k: v for k, v in _groups(data).items() if any(getattr(t, attribute) for t in v)}
     if not groups:
         return None
-    first = sorted({combo[0] for combo in groups}) if axes else [""]
+    first = _in_order([combo[0] for combo in groups]) if axes else [""]
     plt = _pyplot()
     fig, grid = plt.subplots(
         1, len(first), figsize=(4.2 * len(first), 3.4), squeeze=False, sharey=True

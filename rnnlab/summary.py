@@ -35,7 +35,15 @@ def rows(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, Any]]:
         groups.setdefault(tuple(labels), []).append(trial)
     table = []
     maximize = plan.section.objective.direction == "maximize"
-    for group, members in sorted(groups.items()):
+    order = {k: [label(v) for v in plan.section.space[k]] for k in columns}  # the file's order
+
+    def position(group: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(
+            order[k].index(v) if v in order[k] else len(order[k])
+            for k, v in zip(columns, group, strict=True)
+        )
+
+    for group, members in sorted(groups.items(), key=lambda item: position(item[0])):
         values = [t.value for t in members if t.value is not None and math.isfinite(t.value)]
         outcomes = Counter(str(t.user_attrs[OUTCOME]) for t in members)
         ratios = [float(t.user_attrs[RATIO]) for t in members if RATIO in t.user_attrs]
