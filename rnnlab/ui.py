@@ -67,7 +67,7 @@ def _url(host: str, port: int) -> str:
 
 
 def _probe_host(host: str) -> str:
-    """Where to knock: a wildcard address is answered on loopback."""
+    """Where to knock (and what to open): a wildcard address answers on loopback too."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
@@ -94,17 +94,12 @@ def _answers(url: str) -> bool:
     return True
 
 
-def _artifacts_destination(tracking_uri: str) -> Path | None:
-    """For a sqlite store file: ``mlartifacts`` next to it (MLflow's default is in the cwd).
-
-    Runs logged straight to the store keep absolute artifact paths, which the UI serves as they
-    are; this only places artifacts proxied through the server (``mlflow-artifacts:``)."""
+def _sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for other stores."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
     path = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    return Path(path).resolve().parent / "mlartifacts"
+    return None if not path or path == ":memory:" else Path(path).resolve()
 
 
 def _dashboard_command(storage: str, host: str, port: int) -> list[str] | None:
@@ -246,12 +241,22 @@ def serve(
             "these runs and studies (the UIs have no login).",
             err=True,
         )
+    database = _sqlite_file(tracking_uri)
+    if database is not None and not database.is_file():  # MLflow would make an empty one
+        click.echo(
+            f"Error: no MLflow store at {database} (nothing recorded there yet?); "
+            "give the store with --tracking-uri.",
+            err=True,
+        )
+        return 2
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONUNBUFFERED": "1"}
     mlflow = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri]
     mlflow += ["--host", host, "--port", str(port), "--workers", "1"]
-    destination = _artifacts_destination(tracking_uri)
-    if destination is not None:
-        mlflow += ["--artifacts-destination", str(destination)]
+    if database is not None:
+        # runs logged straight to the store keep absolute artifact paths, which the UI serves as
+        # they are; this places artifacts uploaded through the server (``mlflow-artifacts:``)
+        # next to the store instead of in the working directory (MLflow's default)
+        mlflow += ["--artifacts-destination", str(database.parent / "mlartifacts")]
     wanted = [("MLflow UI", mlflow, port, "/health")]
     if optuna_storage is not None:
         dashboard = _dashboard_command(optuna_storage, host, port + 1) if port < 65535 else None
@@ -272,11 +277,12 @@ def serve(
             return 2
 
     servers: list[_Server] = []
-    probes = {name: _url(_probe_host(host), number) + path for name, _, number, path in wanted}
+    reach = _probe_host(host)  # a wildcard address is opened (and probed) on loopback
+    probes = {name: _url(reach, number) + path for name, _, number, path in wanted}
     previous = _on_signals(_raise_stop)
     try:
         for name, command, number, _ in wanted:
-            servers.append(_start(name, command, _url(host, number), env))
+            servers.append(_start(name, command, _url(reach, number), env))
         problem = _wait_ready(servers, probes)
         if problem is not None:
             click.echo(f"Error: {problem}", err=True)

@@ -123,3 +123,20 @@ def test_report_of_an_unknown_sweep(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["report", "nothing"])
     assert result.exit_code == 2 and "Error: no sweep 'nothing'" in result.output
+
+
+def test_report_shows_importances_when_a_sampler_varied_ranges(sweep_env, tmp_path: Path) -> None:
+    sweep = (
+        "sampler: random\ntrials: 4\nworkers: 2\nspace:\n  cell.name: [rnn, gru]\n"
+        "  train.lr: {low: 0.001, high: 0.1, log: true}\n"
+    )
+    path = write(tmp_path, sweep, steps=8)
+    assert CliRunner().invoke(cli, ["sweep", str(path)]).exit_code == 0
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["report", "sw", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "importances.png").exists()
+    page = Page()
+    page.feed((out / "report.html").read_text())
+    assert len(page.sources) == len(list(out.glob("*.png"))) == 5
+    assert {r[0] for r in page.rows if len(r) > 5} <= {"rnn", "gru"}  # ranges are not columns
