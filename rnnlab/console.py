@@ -207,21 +207,27 @@ def ui(
 ) -> int:
     """``rnnlab ui``: find the stores a sweep used, then serve the UIs until Ctrl-C."""
     from rnnlab import ui as servers
+    from rnnlab.study import TRACKING_URI, load_latest
+    from rnnlab.study import sweep_name as name_of
     from rnnlab.sweepconfig import default_storage
 
     storage_url = storage or default_storage()
-    if sweep_name is not None and tracking_uri is None:
-        from rnnlab.study import TRACKING_URI, load_latest
-        from rnnlab.study import sweep_name as name_of
-
-        study = load_latest(storage_url, name_of(sweep_name))
-        tracking_uri = study.user_attrs.get(TRACKING_URI)
+    experiment = name_of(sweep_name) if sweep_name is not None else None
+    if experiment is not None:
+        study = load_latest(storage_url, experiment)
+        tracking_uri = tracking_uri or study.user_attrs.get(TRACKING_URI)
     if tracking_uri is None:
         import mlflow
 
         tracking_uri = mlflow.get_tracking_uri()
-    optuna_storage = storage_url if sweep_name is not None or Path(storage_url).exists() else None
-    return servers.serve(str(tracking_uri), optuna_storage, port=port, host=host)
+    known = storage is not None or sweep_name is not None or Path(storage_url).exists()
+    return servers.serve(
+        str(tracking_uri),
+        storage_url if known else None,
+        port=port,
+        host=host,
+        experiment=experiment,
+    )
 
 
 def report(

@@ -102,6 +102,11 @@ def latest_generation(storage: optuna.storages.BaseStorage, name: str) -> int:
 
 def load_latest(storage_url: str, name: str) -> optuna.Study:
     """The newest study of sweep ``name``; a ConfigError naming the sweeps there otherwise."""
+    if "://" not in storage_url and not os.path.exists(storage_url):  # opening would create it
+        raise ConfigError(
+            f"no sweep {name!r}: {storage_url} does not exist (no sweep has run here); give "
+            "--storage if the sweep was run with one, or run it from its folder"
+        )
     storage = storage_for(storage_url)
     latest = latest_generation(storage, name)
     if latest == 0:
