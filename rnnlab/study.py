@@ -323,6 +323,13 @@ class SweepStudy:
         """A trial interrupted by the user: failed without an outcome, so it runs again."""
         self.study.tell(task.trial, state=TrialState.FAIL, skip_if_finished=True)
 
+    def stop_claimed(self) -> None:
+        """Fail every trial this process still holds RUNNING (interrupted between ask and run)."""
+        me = _owner()
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get(OWNER, me) == me:
+                self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
     def report(self, task: Task, step: int, scores: dict[str, float]) -> bool:
         """An evaluation of a running trial: report it to the pruner; True = prune now."""
         value = scores.get(self.plan.section.objective.metric)

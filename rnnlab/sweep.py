@@ -294,6 +294,7 @@ class Sweep:
                 self._close_run(active.tracker.run_id, "stopped", "KILLED")
             self.study.stop(active.task)
         self.state.active.clear()
+        self.study.stop_claimed()  # a trial asked for but not yet handed to a slot
         self.parent.finish("KILLED")
 
     def _close_run(self, run_id: Any, outcome: str, status: str) -> None:
