@@ -208,11 +208,12 @@ def _wait_for(tmp_path: Path, study: str, finished: int, timeout: float = 120) -
     while time.monotonic() < deadline:
         journal = tmp_path / "rnnlab-optuna.journal"
         if journal.exists():
-            try:
-                done = [t for t in trials(tmp_path, study) if OUTCOME in t.user_attrs]
-                running = [t for t in trials(tmp_path, study) if t.state.name == "RUNNING"]
-            except KeyError:
-                done, running = [], []
+            try:  # the sweep is writing the journal meanwhile: a read may see half a record
+                current = trials(tmp_path, study)
+            except Exception:
+                current = []
+            done = [t for t in current if OUTCOME in t.user_attrs]
+            running = [t for t in current if t.state.name == "RUNNING"]
             if len(done) >= finished and running:
                 return
         time.sleep(0.3)
