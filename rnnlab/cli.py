@@ -244,6 +244,33 @@ def ui(
     )
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(["cell", "dataset", "remedy"]),
+    required=True,
+    help="What the plugin adds.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Folder in which to create the package folder rnnlab-NAME.",
+)
+def new_plugin_command(name: str, kind: str, directory: str) -> None:
+    """Write a ready plugin package NAME (e.g. my-cell): pyproject, example, tests, README."""
+    from rnnlab import scaffold
+
+    target, written = scaffold.new_plugin(name, kind, directory)
+    click.echo(f"created {target}:")
+    for path in written:
+        click.echo(f"  {path.relative_to(target)}")
+    click.echo(scaffold.next_steps(target))
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
