@@ -226,7 +226,7 @@ class SweepStudy:
         section = self.plan.section
         configs: dict[str, dict[str, Any]] = {}
         for t in trials:
-            if CONFIG in t.user_attrs:
+            if CONFIG in t.user_attrs and t.params:  # a WAITING trial's params are not set yet
                 configs.setdefault(t.user_attrs[CONFIG], dict(t.params))
         if self.plan.grid:
             for point in self.plan.points:
