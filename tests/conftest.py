@@ -60,11 +60,9 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeDist:
 
 
 @pytest.fixture
-def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A real MLflow sqlite store in a temporary folder, also set as MLFLOW_TRACKING_URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
+def mlflow_uri(rnnlab_mlflow: str) -> str:
+    """A real MLflow sqlite store in a temporary folder (rnnlab's own pytest plugin fixture)."""
+    return rnnlab_mlflow
 
 
 @pytest.fixture
