@@ -151,8 +151,6 @@ class SweepStudy:
         )
         if not existing:
             self.study.set_user_attr(DEFINITION, plan.definition)
-        self.resumed = existing
-        self.stale: list[FrozenTrial] = []
         self._points: dict[str, Point] = {p.key: p for p in plan.points}
         self.waiting = 0
         self.to_sample = 0
@@ -210,11 +208,12 @@ class SweepStudy:
         """Fail trials left RUNNING by a dead sweep and enqueue every key still to run.
 
         Returns the stale trials (their MLflow runs are the caller's to close)."""
+        stale: list[FrozenTrial] = []
         trials = self.study.get_trials(deepcopy=False)
         for t in trials:
             if t.state is TrialState.RUNNING and not _alive(str(t.user_attrs.get(OWNER, ""))):
                 self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                self.stale.append(t)
+                stale.append(t)
         trials = self.study.get_trials(deepcopy=False)
         finished = {t.user_attrs[KEY] for t in trials if OUTCOME in t.user_attrs}
         queued = {
@@ -241,7 +240,7 @@ class SweepStudy:
                     self.waiting += 1
         if not self.plan.grid:
             self.to_sample = max(0, int(section.trials or 0) - len(configs))
-        return self.stale
+        return stale
 
     def finished(self) -> list[FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False) if OUTCOME in t.user_attrs]

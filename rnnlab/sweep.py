@@ -42,7 +42,6 @@ class Active:
     label: str
     steps: int
     step: int = 0
-    started: float = field(default_factory=time.monotonic)
     run_started: bool = False
 
 
