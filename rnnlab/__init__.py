@@ -31,6 +31,8 @@ _LAZY = {
     "State": "rnnlab.base",
     "Normalizer": "rnnlab.base",
     "CellWrapper": "rnnlab.base",
+    "LayerTrace": "rnnlab.base",
+    "SequenceModel": "rnnlab.model",
     "RunConfig": "rnnlab.config",
     "ConfigError": "rnnlab.errors",
     "IncompatibleError": "rnnlab.errors",
@@ -53,6 +55,8 @@ __all__ = [
     "State",
     "Normalizer",
     "CellWrapper",
+    "LayerTrace",
+    "SequenceModel",
     "RunConfig",
     "ConfigError",
     "IncompatibleError",
@@ -69,6 +73,7 @@ if TYPE_CHECKING:
         Cell,
         CellWrapper,
         Dataset,
+        LayerTrace,
         Normalizer,
         Params,
         Remedy,
@@ -77,6 +82,7 @@ if TYPE_CHECKING:
     )
     from rnnlab.config import RunConfig, load_run_config
     from rnnlab.errors import ConfigError, IncompatibleError, PluginError
+    from rnnlab.model import SequenceModel
     from rnnlab.plugins import Registry, make_plugin_manager
     from rnnlab.train import RunResult, train
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -148,6 +149,23 @@ class CellWrapper(Cell):
         self.inner.constrain()
 
 
+@dataclass
+class LayerTrace:
+    """What one recurrent layer computed in a forward pass run with ``traces`` (see
+    :attr:`Remedy.needs_states`): enough to recompute any single time step.
+
+    ``cell.step(inputs[t], states[t], t)`` gives ``hidden[t]`` again. ``states[t]`` is the full
+    :data:`State` fed to step ``t`` (``states[0]`` is the initial state); ``hidden[t]`` is the
+    ``h_t`` the rest of the network used (the probe already added when the step is probed), so
+    ``torch.autograd.grad(loss, trace.hidden)`` is dL/dh_t for every t.
+    """
+
+    cell: Cell
+    inputs: list[Tensor] = field(default_factory=list)
+    states: list[State] = field(default_factory=list)
+    hidden: list[Tensor] = field(default_factory=list)
+
+
 class Dataset:
     """A task: seeded batches plus the loss and accuracy its kind implies.
 
@@ -196,11 +214,12 @@ class Dataset:
 class Remedy:
     """A remedy for vanishing or exploding gradients.
 
-    A remedy may change the cells (``apply_cell``: re-initialise, wrap, add normalisers), the model
-    (``apply_model``) and/or act on the gradients after backward (``after_backward``). It declares
-    what it is compatible with: ``requires`` lists cell capabilities it needs and ``conflicts``
-    names remedies it cannot be combined with; ``incompatibility`` may refine that. An
-    incompatible combination is refused before anything trains.
+    A remedy may change the cells (``apply_cell``: re-initialise, wrap, add normalisers), the
+    model (``apply_model``), add a term to the loss (``loss_term``; with ``needs_states`` it sees
+    every layer's hidden states) and/or act on the gradients after backward (``after_backward``).
+    It declares what it is compatible with: ``requires`` lists cell capabilities it needs and
+    ``conflicts`` names remedies it cannot be combined with; ``incompatibility`` may refine that.
+    An incompatible combination is refused before anything trains.
     """
 
     Params: ClassVar[type[Params]] = Params
@@ -209,6 +228,9 @@ class Remedy:
     stage: ClassVar[int] = 2
     """Remedies act on a cell in increasing stage (0 re-initialise, 1 modify in place, 2 wrap);
     equal stages keep the config's order. So ``[residual, relu]`` re-initialises, then wraps."""
+    needs_states: ClassVar[bool] = False
+    """True when ``loss_term`` needs the hidden states: the model then keeps a :class:`LayerTrace`
+    per layer on every training step (and runs the hand-written loop, not a fused one)."""
 
     def __init__(self, params: _Params | None = None) -> None:
         self.params = params if params is not None else type(self).Params()
@@ -232,6 +254,17 @@ class Remedy:
 
     def apply_model(self, model: SequenceModel) -> None:
         """Change the model as a whole (e.g. residual connections across layers)."""
+
+    def loss_term(
+        self, loss: Tensor, traces: Sequence[LayerTrace]
+    ) -> tuple[Tensor, dict[str, float]] | None:
+        """A term to add to the training loss before backward, and metrics to log; None for none.
+
+        :param loss: the task's loss on this training batch (its graph is kept for this call).
+        :param traces: one :class:`LayerTrace` per layer, bottom first, when ``needs_states``
+            is true; empty otherwise.
+        """
+        return None
 
     def after_backward(self, parameters: Sequence[Tensor], grad_norm: float) -> dict[str, float]:
         """Act on gradients after backward, before the optimizer step; return metrics to log.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from rnnlab.base import Cell, Params, Remedy, State, TaskKind
+from rnnlab.base import Cell, LayerTrace, Params, Remedy, State, TaskKind
 
 
 class SequenceModel(nn.Module):
@@ -37,8 +37,13 @@ class SequenceModel(nn.Module):
         for cell in self.layers():
             cell.constrain()
 
-    def forward(self, x: Tensor, probe: bool = False) -> tuple[Tensor, list[Tensor]]:
+    def forward(
+        self, x: Tensor, probe: bool = False, traces: list[LayerTrace] | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
         """Run a batch ``x`` of shape ``[T, B, input_size]``.
+
+        When a ``traces`` list is given, every layer runs the hand-written loop and appends its
+        :class:`~rnnlab.base.LayerTrace` (inputs, states and h_t of every step) to it.
 
         Returns:
             The head's output (``[B, O]`` or ``[T, B, O]`` for every-step tasks) and, when
@@ -50,6 +55,11 @@ class SequenceModel(nn.Module):
         h = x
         for index, cell in enumerate(self.layers()):
             state = cell.init_state(batch, x.device, x.dtype)
+            trace = None
+            if traces is not None:
+                trace = LayerTrace(cell)
+                traces.append(trace)
+            z: Tensor | None = None
             if probe:
                 z = torch.zeros(
                     steps,
@@ -60,11 +70,10 @@ class SequenceModel(nn.Module):
                     requires_grad=True,
                 )
                 probes.append(z)
-                out = run_loop(cell, h, state, z)
-            elif cell.has_fused:
+            if cell.has_fused and z is None and trace is None:
                 out, _ = cell.forward_fused(h, state)
             else:
-                out = run_loop(cell, h, state, None)
+                out = run_loop(cell, h, state, z, trace)
             if self.residual_layers and index > 0:
                 out = out + h
             h = out
@@ -73,13 +82,25 @@ class SequenceModel(nn.Module):
         return self.head(h[-1]), probes
 
 
-def run_loop(cell: Cell, x: Tensor, state: State, probe: Tensor | None) -> Tensor:
+def run_loop(
+    cell: Cell,
+    x: Tensor,
+    state: State,
+    probe: Tensor | None,
+    trace: LayerTrace | None = None,
+) -> Tensor:
     """The hand-written time loop: hoisted input projection, ``unbind`` (never ``x[t]``, which
-    makes backward quadratic in T), and the probe added to each h_t before it is used again."""
+    makes backward quadratic in T), and the probe added to each h_t before it is used again.
+    With a ``trace``, it also keeps what each step was fed and gave."""
     inputs = cell.project_inputs(x).unbind(0)
     zs = probe.unbind(0) if probe is not None else None
     hs: list[Tensor] = []
+    if trace is not None:
+        trace.inputs = list(inputs)
+        trace.hidden = hs  # filled below
     for t, u_t in enumerate(inputs):
+        if trace is not None:
+            trace.states.append(state)
         h, state = cell.step(u_t, state, t)
         if zs is not None:
             h = h + zs[t]

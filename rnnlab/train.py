@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnnlab.base import Dataset, Remedy
+from rnnlab.base import Dataset, LayerTrace, Remedy
 from rnnlab.config import ResolvedRun
 from rnnlab.devices import describe_device, resolve_device
 from rnnlab.errors import RnnlabError, SetupError
@@ -167,6 +167,30 @@ def probe_metrics(
     return metrics
 
 
+def loss_terms(
+    remedies: Sequence[Remedy], loss: Tensor, traces: Sequence[LayerTrace]
+) -> tuple[Tensor | None, dict[str, float]]:
+    """The sum of the remedies' loss terms (None when no remedy adds one) and their metrics."""
+    total: Tensor | None = None
+    metrics: dict[str, float] = {}
+    for remedy in remedies:
+        term = remedy.loss_term(loss, traces)
+        if term is None:
+            continue
+        value, values = term
+        total = value if total is None else total + value
+        metrics.update(values)
+    return total, metrics
+
+
+def _take_grad(z: Tensor) -> Tensor:
+    """A stand-in for probe ``z`` holding its gradient so far; later backwards leave it alone."""
+    taken = z.detach()  # same (zero) storage, a tensor of its own
+    taken.grad = z.grad
+    z.grad = None
+    return taken
+
+
 def train(
     run: ResolvedRun,
     tracker: Tracker | None = None,
@@ -205,6 +229,7 @@ def train(
         run.flat_params(),
     )
 
+    needs_states = any(remedy.needs_states for remedy in remedies)
     recorder = FlowRecorder()
     result = RunResult("completed", 0)
     started = time.perf_counter()
@@ -219,10 +244,17 @@ def train(
             probing = t.probe_every > 0 and (step % t.probe_every == 0 or step == t.steps - 1)
             x, y = next(batches)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            out, probes = model(x, probe=probing)
+            traces: list[LayerTrace] | None = [] if needs_states else None
+            out, probes = model(x, probe=probing, traces=traces)
             loss = dataset.loss(out, y)
+            extra, term_metrics = loss_terms(remedies, loss, traces or [])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if extra is None:
+                loss.backward()
+            else:  # the probes measure the task's loss alone; the terms add to the gradients
+                loss.backward(retain_graph=True)
+                probes = [_take_grad(z) for z in probes]
+                extra.backward()
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             norms = torch._foreach_norm(grads)
             grad_norm = float(torch.linalg.vector_norm(torch.stack(norms)))
@@ -242,6 +274,7 @@ def train(
                 metrics.update(probe_metrics(model, summaries, names, norms))
                 last.update(summaries[-1].as_metrics())  # the top layer's, for the summary
             step_metrics = {"train/loss": loss_value, "grad/global_norm": grad_norm}
+            step_metrics.update(term_metrics)
             step_metrics["grad/clipped"] = 0.0
             for remedy in remedies:  # clip after measuring, before the step
                 step_metrics.update(remedy.after_backward(params, grad_norm))

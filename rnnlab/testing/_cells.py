@@ -1,0 +1,121 @@
+"""The cell contract suite."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import Tensor
+
+from rnnlab.base import Cell, State
+from rnnlab.model import run_loop
+from rnnlab.testing._support import (
+    UNDER_TEST,
+    Contract,
+    close,
+    options,
+    registry_with,
+    short_run,
+    unknown_key_rejected,
+)
+
+
+class CellContract(Contract):
+    """What every :class:`rnnlab.Cell` must do. Set ``cell_cls`` (and ``params`` if needed)."""
+
+    cell_cls: ClassVar[type[Cell]]
+    tolerance: ClassVar[float] = 1e-5
+
+    def make_cell(self, dtype: torch.dtype = torch.float32, seed: int = 0) -> Cell:
+        torch.manual_seed(seed)
+        return self.cell_cls(self.input_size, self.hidden_size, self.params).to(dtype)
+
+    def inputs(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        g = torch.Generator().manual_seed(1)
+        return torch.randn(self.steps, self.batch, self.input_size, generator=g).to(dtype)
+
+    def start(self, cell: Cell, dtype: torch.dtype = torch.float32) -> State:
+        """A non-zero initial state (positive, so that a relu cell passes a gradient)."""
+        g = torch.Generator().manual_seed(2)
+        return tuple(
+            0.5 + torch.rand(s.shape, generator=g).to(dtype)
+            for s in cell.init_state(self.batch, None, dtype)
+        )
+
+    def stepwise(self, cell: Cell, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """``forward`` called step by step: every h_t, and the final state."""
+        hs = []
+        for x_t in x.unbind(0):
+            h, state = cell(x_t, state)
+            hs.append(h)
+        return torch.stack(hs), state
+
+    def test_params_reject_unknown_keys(self) -> None:
+        unknown_key_rejected(self.cell_cls)
+
+    def test_init_state_and_shapes(self) -> None:
+        cell = self.make_cell()
+        for dtype in (torch.float32, torch.float64):
+            state = cell.init_state(self.batch, torch.device("cpu"), dtype)
+            assert isinstance(state, tuple) and state[0].shape == (self.batch, self.hidden_size)
+            assert all(s.dtype == dtype and s.device.type == "cpu" for s in state)
+        h, state = cell(self.inputs()[0], cell.init_state(self.batch))
+        assert h.shape == (self.batch, self.hidden_size)
+        assert torch.equal(state[0], h), "state[0] must be the h_t that forward returns"
+        weight = cell.recurrent_weight()
+        assert weight is None or (weight.dim() == 2 and weight.shape[1] == self.hidden_size)
+
+    def test_step_and_model_loop_match_forward(self) -> None:
+        cell, x = self.make_cell(), self.inputs()
+        ref = mine = self.start(cell)
+        h, _ = cell.step(cell.project_inputs(x[0]), ref, 0)  # one input projected alone
+        close(h, cell(x[0], ref)[0], self.tolerance, "step on one projected input")
+        for t, (x_t, u_t) in enumerate(zip(x, cell.project_inputs(x), strict=True)):
+            h_ref, ref = cell(x_t, ref)
+            h, mine = cell.step(u_t, mine, t)
+            close(h, h_ref, self.tolerance, f"step {t} of inputs projected at once")
+        expected, _ = self.stepwise(cell, x, self.start(cell))  # the model's loop does the same
+        close(run_loop(cell, x, self.start(cell), None), expected, self.tolerance, "run_loop")
+
+    def test_fused_path_matches_loop(self) -> None:
+        cell, x = self.make_cell(), self.inputs()
+        if not cell.has_fused:
+            pytest.skip(f"{self.cell_cls.__name__} has no fused path")
+        loop, last = self.stepwise(cell, x, self.start(cell))
+        fused, fused_last = cell.forward_fused(x, self.start(cell))
+        close(fused, loop, self.tolerance, "fused outputs")
+        for a, b in zip(fused_last, last, strict=True):
+            close(a, b, self.tolerance, "fused final state")
+        params = list(cell.parameters())  # the same parameters, so the same gradients
+        grads = zip(
+            torch.autograd.grad(fused.square().sum(), params),
+            torch.autograd.grad(loop.square().sum(), params),
+            strict=True,
+        )
+        for a, b in grads:
+            close(a, b, self.tolerance, "fused gradients")
+
+    def test_deterministic_under_manual_seed(self) -> None:
+        a, b, x = self.make_cell(seed=3), self.make_cell(seed=3), self.inputs()
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+        assert torch.equal(run_loop(a, x, self.start(a), None), run_loop(b, x, self.start(b), None))
+
+    def test_float64_and_gradient_reaches_initial_state(self) -> None:
+        cell, x = self.make_cell(torch.float64), 0.1 * self.inputs(torch.float64)
+        start = self.start(cell, torch.float64)
+        h0 = start[0].clone().requires_grad_(True)
+        out = run_loop(cell, x, (h0, *start[1:]), None)
+        assert out.dtype == torch.float64 and torch.isfinite(out).all()
+        if cell.has_fused:
+            assert cell.forward_fused(x, start)[0].dtype == torch.float64
+        (grad,) = torch.autograd.grad(out[-1].sum(), h0)  # d h_T / d h_0 through the loop
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, "no gradient from h_T to h_0"
+
+    def test_trains(self) -> None:
+        cell = {"name": UNDER_TEST, "hidden_size": 8, **options(self.params, self.cell_cls)}
+        short_run(
+            registry_with("cell", self.cell_cls),
+            {"name": self.dataset_name, **self.dataset_options},
+            cell,
+        )

@@ -1,0 +1,119 @@
+"""The remedy contract suite."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pytest
+import torch
+
+from rnnlab.base import LayerTrace, Remedy, TaskKind
+from rnnlab.model import SequenceModel, build_model
+from rnnlab.testing._support import (
+    UNDER_TEST,
+    Contract,
+    installed_registry,
+    options,
+    registry_with,
+    short_run,
+    unknown_key_rejected,
+)
+
+
+class RemedyContract(Contract):
+    """What every :class:`rnnlab.Remedy` must do on a compatible cell (``cell_name``, looked up
+    among the installed plugins). Set ``remedy_cls`` (and ``params``, ``cell_name``)."""
+
+    remedy_cls: ClassVar[type[Remedy]]
+    cell_name: ClassVar[str] = "rnn"
+    cell_options: ClassVar[Mapping[str, Any]] = {}
+
+    def cell_cls(self) -> Any:
+        return installed_registry().get("cell", self.cell_name)
+
+    def make_model(self, remedy: Remedy, layers: int = 1) -> SequenceModel:
+        cell_cls = self.cell_cls()
+        torch.manual_seed(0)
+        return build_model(
+            cell_cls,
+            cell_cls.Params.model_validate(dict(self.cell_options)),
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            layers=layers,
+            output_size=2,
+            kind=TaskKind.REGRESSION_LAST,
+            remedies=[remedy],
+        )
+
+    def test_params_reject_unknown_keys(self) -> None:
+        unknown_key_rejected(self.remedy_cls)
+
+    def test_compatibility_follows_requires_and_conflicts(self) -> None:
+        cell_cls: Any = self.cell_cls()
+        registry = installed_registry()
+        assert self.remedy_cls.requires <= cell_cls.capabilities
+        assert self.remedy_cls.incompatibility(self.cell_name, cell_cls, [], 1) is None
+        for name in registry.names("cell"):
+            cell_cls = registry.get("cell", name)
+            missing = self.remedy_cls.requires - cell_cls.capabilities
+            for layers in (1, 2):
+                reason = self.remedy_cls.incompatibility(name, cell_cls, [], layers)
+                assert reason is None or (isinstance(reason, str) and reason.strip())
+                assert reason is not None or not missing, f"{name} lacks {sorted(missing)}"
+            for other in self.remedy_cls.conflicts:
+                assert isinstance(self.remedy_cls.incompatibility(name, cell_cls, [other], 1), str)
+
+    @pytest.mark.parametrize("layers", [1, 2])
+    def test_forward_backward_after_backward(self, layers: int) -> None:
+        remedy = self.remedy_cls(self.params)
+        model = self.make_model(remedy, layers)
+        x = torch.randn(self.steps, self.batch, self.input_size)
+        for probe in (True, False):
+            model.zero_grad()
+            out, probes = model(x, probe=probe)
+            out.square().mean().backward()
+            params = list(model.parameters())
+            grads = [p.grad for p in params if p.grad is not None]
+            assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)
+            assert all(z.grad is not None and torch.isfinite(z.grad).all() for z in probes)
+            norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+            metrics = remedy.after_backward(params, norm)
+            assert isinstance(metrics, dict)
+            assert all(isinstance(k, str) and isinstance(v, float) for k, v in metrics.items())
+            assert all(torch.isfinite(g).all() for g in grads)
+        model.eval()
+        with torch.no_grad():
+            assert torch.isfinite(model(x)[0]).all()
+
+    @pytest.mark.parametrize("layers", [1, 2])
+    def test_loss_term(self, layers: int) -> None:
+        """``loss_term`` gives None or a finite scalar that backward carries to the weights;
+        a remedy with ``needs_states`` gets one complete trace per layer."""
+        remedy = self.remedy_cls(self.params)
+        model = self.make_model(remedy, layers)
+        x = torch.randn(self.steps, self.batch, self.input_size)
+        traces: list[LayerTrace] | None = [] if remedy.needs_states else None
+        out, _ = model(x, traces=traces)
+        loss = out.square().mean()
+        for trace in traces or []:
+            assert len(trace.inputs) == len(trace.states) == len(trace.hidden) == self.steps
+        term = remedy.loss_term(loss, traces or [])
+        if term is None:
+            return
+        value, metrics = term
+        assert value.dim() == 0 and torch.isfinite(value), value
+        assert all(isinstance(k, str) and isinstance(v, float) for k, v in metrics.items())
+        (loss + value).backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+
+    def test_trains(self) -> None:
+        cell = {"name": self.cell_name, "hidden_size": 8, **self.cell_options}
+        remedy = {"name": UNDER_TEST, **options(self.params, self.remedy_cls)}
+        short_run(
+            registry_with("remedy", self.remedy_cls),
+            {"name": self.dataset_name, **self.dataset_options},
+            cell,
+            [remedy],
+        )

@@ -1,0 +1,104 @@
+"""End to end: tests/example_plugin/, a separate package installed with pip, is discovered through
+its entry point and its cell, task and remedy run together in a real sweep.
+
+The package is pip-installed into a throwaway virtual environment that sees this one's packages
+(``nox -s plugin-e2e`` installs it into the session instead; then that environment is used as is).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+PACKAGE = Path(__file__).parent / "example_plugin"
+DIST = "rnnlab-example"
+
+SWEEP = """\
+name: example
+seed: 0
+dataset: {name: temporal_order, seq_len: 12, val_size: 64, test_size: 64}
+cell: {name: mgu, hidden_size: 8}
+remedies: []
+train: {steps: 6, batch_size: 16, lr: 0.01, eval_every: 3, probe_every: 2, log_every: 1,
+        device: cpu}
+sweep:
+  sampler: grid
+  workers: 2
+  space:
+    cell: [{name: mgu}, {name: rnn}]
+    remedies: [[], [norm_preserving], [norm_preserving, clip]]
+"""
+
+
+@pytest.fixture(scope="module")
+def python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An interpreter in whose environment the example plugin is pip-installed."""
+    try:
+        importlib.metadata.distribution(DIST)
+        return sys.executable
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    home = tmp_path_factory.mktemp("venv")
+    venv.create(home, system_site_packages=True, with_pip=False)
+    exe = str(home / "bin" / "python")
+    subprocess.run(
+        [exe, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(PACKAGE)],
+        check=True,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        cwd=home,
+    )
+    return exe
+
+
+def rnnlab(python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"}
+    env.pop("RNNLAB_LOAD_PLUGINS", None)
+    return subprocess.run(
+        [python, "-m", "rnnlab", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def test_rnnlab_plugins_discovers_the_installed_package(python: str, tmp_path: Path) -> None:
+    result = rnnlab(python, "plugins", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["distribution"]: row for row in json.loads(result.stdout)}
+    row = rows[DIST]
+    assert row["version"] == "0.1.0" and not row["errors"]
+    assert (row["cells"], row["datasets"], row["remedies"]) == (
+        ["mgu"],
+        ["temporal_order"],
+        ["norm_preserving"],
+    )
+    assert "rnnlab" in rows  # the built-ins load beside it
+
+
+def test_a_sweep_uses_its_cell_task_and_remedy(python: str, tmp_path: Path) -> None:
+    (tmp_path / "example.yaml").write_text(SWEEP)
+    result = rnnlab(python, "sweep", "example.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("example")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 6
+    seen = set()
+    for run in children:
+        tags, metrics = run.data.tags, run.data.metrics
+        assert tags["rnnlab.outcome"] == "completed", tags
+        assert tags["rnnlab.dataset"] == "temporal_order"
+        seen.add((tags["rnnlab.cell"], tags["rnnlab.remedies"]))
+        regularised = "norm_preserving" in tags["rnnlab.remedies"]
+        assert ("norm_preserving/omega" in metrics) is regularised, metrics.keys()
+        if regularised:
+            assert metrics["norm_preserving/omega"] >= 0.0
+            history = client.get_metric_history(run.info.run_id, "norm_preserving/ratio")
+            assert len(history) == 6 and all(m.value > 0 for m in history)
+    assert {cell for cell, _ in seen} == {"mgu", "rnn"} and len(seen) == 6
