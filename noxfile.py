@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox`` runs tests, lint, typecheck; ``nox -s science`` the slow checks."""
+"""Developer sessions: ``nox`` runs tests, lint, typecheck; ``nox -s science`` the slow checks,
+``nox -s plugin-e2e`` the example third-party plugin, ``nox -s bench`` the benchmarks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ nox.options.reuse_existing_virtualenvs = True
 # A CPU build of torch: plain "torch" would pull a multi-GB CUDA build on Linux.
 TORCH = os.environ.get("RNNLAB_TORCH", "torch==2.13.0")
 TYPED = ["rnnlab", "plugins/rnnlab_cells", "plugins/rnnlab_tasks", "plugins/rnnlab_remedies"]
+EXAMPLE = "tests/example_plugin"
+TYPED.append(f"{EXAMPLE}/rnnlab_example")
 
 
 def _install(session: nox.Session) -> None:
@@ -44,3 +47,22 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     _install(session)
     session.run("mypy", *TYPED)
+
+
+@nox.session(name="plugin-e2e")
+def plugin_e2e(session: nox.Session) -> None:
+    """tests/example_plugin, pip-installed like any third-party plugin: its own tests, then
+    discovery by `rnnlab plugins` and a sweep that uses its cell, task and remedy."""
+    _install(session)
+    session.install(EXAMPLE)  # a real (non-editable) install through its entry point
+    session.run("rnnlab", "plugins")
+    session.run("python", "-m", "pytest", "tests/test_example_plugin.py", *session.posargs)
+    session.chdir(EXAMPLE)
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "tests", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against raw PyTorch, MLflow and Optuna; writes docs/performance.md."""
+    _install(session)
+    session.run("python", "-m", "benchmarks.run", *session.posargs)

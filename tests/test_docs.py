@@ -69,3 +69,16 @@ def test_every_sweep_key_is_documented() -> None:
     for model in (SweepSection, Objective, Range):
         missing = [key for key in model.model_fields if key not in text]
         assert not missing, (model.__name__, missing)
+
+
+def test_the_plugin_tutorial_shows_the_example_plugin_verbatim() -> None:
+    """docs/plugins.md quotes tests/example_plugin/, which CI installs and runs: it cannot drift."""
+    example = Path(__file__).parent / "example_plugin"
+    text = (DOCS / "plugins.md").read_text()
+    shown = dict(re.findall(r"^`([\w./]+)`:\n\n```\w+\n(.*?)\n```", text, re.M | re.S))
+    files = ["pyproject.toml"] + [
+        str(p.relative_to(example)) for p in sorted((example / "rnnlab_example").glob("*.py"))
+    ]
+    assert len(files) == 5
+    for name in files:
+        assert shown.get(name) == (example / name).read_text().rstrip(), name
