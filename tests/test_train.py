@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import rnnlab
@@ -195,3 +196,41 @@ def test_a_plugin_that_fails_to_build_is_named(write_config) -> None:
     ):
         train(run, tracker)
     assert tracker.status is None  # nothing was recorded
+
+
+class StatePenalty(rnnlab.Remedy):
+    """A loss term that needs the hidden states: weight * mean of h_t^2 over every step."""
+
+    class Params(rnnlab.Params):
+        weight: float = 1.0
+
+    needs_states = True
+    seen: list[int] = []
+
+    def loss_term(self, loss, traces):
+        StatePenalty.seen.append(len(traces))
+        hidden = [h for trace in traces for h in trace.hidden]
+        penalty = torch.stack([h.square().mean() for h in hidden]).mean()
+        return self.params.weight * penalty, {"penalty/value": float(penalty.detach())}
+
+
+def test_a_loss_term_trains_but_the_probes_measure_the_task_alone(write_config) -> None:
+    registry = make_plugin_manager(
+        load=None,
+        extra=[("penalty", plugin_registering("remedy", "penalty", StatePenalty))],
+    ).registry()
+    text = TINY.replace("[clip]", "[]").replace("lstm", "rnn")
+    plain, plain_tracker = _run(write_config, registry, text)
+    StatePenalty.seen.clear()
+    heavy = ["remedies=[{name: penalty, weight: 100.0}]", "model.layers=2"]
+    _, tracker = _run(write_config, registry, text, heavy)
+    assert StatePenalty.seen == [2] * 6  # every training step, one trace per layer
+    _, light = _run(write_config, registry, text, [heavy[0].replace("100.0", "0.0"), heavy[1]])
+    assert [s for s, _ in tracker.history["penalty/value"]] == [0, 2, 4, 5]
+    # step 0: same weights, same batch; the term's own gradient must not leak into the curve
+    ratio = tracker.history["grad/log10_ratio/layer0"][0][1]
+    assert ratio == pytest.approx(light.history["grad/log10_ratio/layer0"][0][1], abs=1e-9)
+    # ... but it reaches the weights (the global norm includes it) and changes the training
+    assert tracker.history["grad/global_norm"][0][1] > 2 * light.history["grad/global_norm"][0][1]
+    assert tracker.history["train/loss"][-1] != light.history["train/loss"][-1]
+    assert "penalty/value" not in plain_tracker.history and plain.outcome == "completed"
