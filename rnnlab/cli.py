@@ -143,6 +143,13 @@ def run(
 @click.option("--dry-run", is_flag=True, help="Print the plan and start nothing.")
 @click.option("--fresh", is_flag=True, help="Start a new study even if this sweep exists.")
 @click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI (default as for run).")
+@click.option(
+    "--heartbeat",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="Database storages: seconds between heartbeats of running trials (default 30); a "
+    "trial without one for 3 intervals is failed and run again by another coordinator.",
+)
 @click.pass_context
 def sweep(
     ctx: click.Context,
@@ -154,8 +161,12 @@ def sweep(
     dry_run: bool,
     fresh: bool,
     tracking_uri: str | None,
+    heartbeat: int | None,
 ) -> None:
-    """Train every combination of a sweep file (or an Optuna-guided sample) in parallel."""
+    """Train every combination of a sweep file (or an Optuna-guided sample) in parallel.
+
+    Several machines join one sweep by running the same command with the same --storage (a
+    database URL) and MLFLOW_TRACKING_URI (a tracking server): see docs/distributed.md."""
     from rnnlab import console
 
     plugins = plugins_of(ctx)
@@ -172,6 +183,7 @@ def sweep(
             dry_run=dry_run,
             fresh=fresh,
             tracking_uri=tracking_uri,
+            heartbeat=heartbeat,
         )
     )
 

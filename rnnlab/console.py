@@ -164,6 +164,7 @@ def sweep_file(
     dry_run: bool,
     fresh: bool,
     tracking_uri: str | None,
+    heartbeat: int | None = None,
 ) -> int:
     """``rnnlab sweep``: validate, plan slots, run (or print the plan). Returns the exit code."""
     from rnnlab import sweepview
@@ -183,7 +184,8 @@ def sweep_file(
     from rnnlab.sweep import Sweep, SweepInterrupted
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sweep = Sweep(plan, storage, slots, tracking_uri, fresh, display := sweepview.ProgressView())
+    display = sweepview.ProgressView()
+    sweep = Sweep(plan, storage, slots, tracking_uri, fresh, display, heartbeat)
     _quiet_mlflow()
     try:
         result = sweep.run()

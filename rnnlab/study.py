@@ -5,15 +5,26 @@ enqueues each key that is neither finished nor already waiting, and only then as
 trials, so a grid point runs once however many slots there are (Optuna's own GridSampler repeats
 points under parallel workers, MEASURED.md). A trial is finished for good once it has an
 ``rnnlab.outcome``; a trial left RUNNING by a dead sweep is failed without one and runs again.
+
+Several coordinators (``rnnlab sweep`` on several machines, one database storage) share the
+queue. Each may enqueue a missing key, so a key can be queued twice; a coordinator that draws a
+trial runs it only if no other trial holds the key (finished with an outcome, or queued or running
+under a lower number), and otherwise fails it as a duplicate, without an outcome. A coordinator
+that dies stops heart-beating; after the grace period another one fails its trials and queues
+their keys again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import difflib
 import json
 import math
 import os
 import socket
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +33,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from rnnlab.errors import ConfigError
+from rnnlab.storage import Heartbeat, heartbeat_interval, storage_for
 from rnnlab.sweepconfig import Point, Range, SweepPlan, point_key
 
 KEY, CONFIG, SEED, OUTCOME, OWNER, RUN_ID = (
@@ -33,6 +45,8 @@ KEY, CONFIG, SEED, OUTCOME, OWNER, RUN_ID = (
     "rnnlab.run_id",
 )
 DEFINITION, PARENT, RATIO = "rnnlab.definition", "rnnlab.parent_run_id", "rnnlab.log10_ratio"
+DUPLICATE_OF = "rnnlab.duplicate_of"  # a queued copy of a key another trial already holds
+UNCLAIMED_GRACE_S = 10.0  # a RUNNING trial with no owner this long after its start is abandoned
 TRACKING_URI = "rnnlab.tracking_uri"  # the MLflow store the sweep wrote to
 STATE_OF = {
     "completed": TrialState.COMPLETE,
@@ -43,16 +57,6 @@ STATE_OF = {
 }
 
 
-def storage_for(url: str) -> optuna.storages.BaseStorage:
-    """``*.journal`` paths use Optuna's journal file (no server); anything else is an Optuna
-    storage URL (``sqlite:///...``, ``postgresql://...``)."""
-    if "://" not in url:
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(url))
-    return optuna.storages.get_storage(url)
-
-
 def encode(value: Any) -> Any:
     """Optuna's categorical choices must be scalars: lists and mappings become JSON text."""
     return (
@@ -60,17 +64,31 @@ def encode(value: Any) -> Any:
     )
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def _host() -> str:
+    return socket.gethostname()
 
+
+def _owner() -> str:
+    return f"{_host()}:{os.getpid()}"
+
+
+def _abandoned(trial: FrozenTrial) -> bool:
+    """A RUNNING trial nobody will finish: its owner is a dead process on this host, or it was
+    asked for but never claimed (no owner some seconds after it started). Trials of other hosts
+    are judged by their heartbeats (database storages), not here."""
+    owner = str(trial.user_attrs.get(OWNER, ""))
+    if owner:
+        return not _alive(owner)
+    started = trial.datetime_start
+    if started is None:
+        return True
+    return (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
 
 def _alive(owner: str) -> bool:
     """Whether the coordinator that owns a RUNNING trial may still run it: False when it was a
     process on this host that is gone (or had our pid before us); True when it cannot be told."""
-    if not owner:
-        return False  # asked but never claimed
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != _host() or not pid.isdigit():
         return True
     if int(pid) == os.getpid():
         return False
@@ -134,26 +152,57 @@ class Task:
 class SweepStudy:
     """An Optuna study that runs a :class:`SweepPlan` exactly once, across resumes."""
 
-    def __init__(self, plan: SweepPlan, storage_url: str, fresh: bool = False) -> None:
+    def __init__(
+        self,
+        plan: SweepPlan,
+        storage_url: str,
+        fresh: bool = False,
+        heartbeat: int | None = None,
+    ) -> None:
         self.plan = plan
         self.storage_url = storage_url
-        self.storage = storage_for(storage_url)
+        self.stale: list[FrozenTrial] = []  # failed by Optuna's heartbeat check, to hand back
+        self.storage = storage_for(storage_url, heartbeat, on_stale=self._on_stale)
         self.name = self._study_name(fresh)
-        section = plan.section
-        existing = self.name in optuna.study.get_all_study_names(self.storage)
-        self.study = optuna.create_study(
-            storage=self.storage,
-            study_name=self.name,
-            direction=section.objective.direction,
-            sampler=self._sampler(),
-            pruner=self._pruner(),
-            load_if_exists=True,
-        )
-        if not existing:
+        self.founder = True  # this process created the study (and so opens the parent run)
+        try:
+            self.study = optuna.create_study(
+                storage=self.storage,
+                study_name=self.name,
+                direction=plan.section.objective.direction,
+                sampler=self._sampler(),
+                pruner=self._pruner(),
+            )
+        except optuna.exceptions.DuplicatedStudyError:  # resumed, or another machine made it
+            self.founder = False
+            self.study = optuna.load_study(
+                study_name=self.name,
+                storage=self.storage,
+                sampler=self._sampler(),
+                pruner=self._pruner(),
+            )
+        if self.founder:
             self.study.set_user_attr(DEFINITION, plan.definition)
         self._points: dict[str, Point] = {p.key: p for p in plan.points}
         self.waiting = 0
         self.to_sample = 0
+        self.held: set[int] = set()  # ids of the trials this process runs now
+        interval = heartbeat_interval(self.storage)
+        self.check_every = float(interval or 10)  # seconds between checks for dead trials
+        self.heartbeat = Heartbeat(self.storage, interval) if interval else None
+
+    def _on_stale(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.stale.append(trial)
+
+    @contextlib.contextmanager
+    def heartbeats(self) -> Iterator[None]:
+        """Heartbeats for this process's running trials while the block runs (database
+        storages; the journal file has none, and its trials are checked by process id)."""
+        if self.heartbeat is None:
+            yield
+            return
+        with self.heartbeat:
+            yield
 
     # -- which study -----------------------------------------------------------------------------
     def _study_name(self, fresh: bool) -> str:
@@ -211,9 +260,16 @@ class SweepStudy:
         stale: list[FrozenTrial] = []
         trials = self.study.get_trials(deepcopy=False)
         for t in trials:
-            if t.state is TrialState.RUNNING and not _alive(str(t.user_attrs.get(OWNER, ""))):
-                self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                stale.append(t)
+            if t.state is TrialState.RUNNING and t._trial_id not in self.held and _abandoned(t):
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    if self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                        stale.append(t)
+        if self.heartbeat is not None:  # no heartbeat within the grace period
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+        stale += self.stale
+        self.stale = []
         trials = self.study.get_trials(deepcopy=False)
         finished = {t.user_attrs[KEY] for t in trials if OUTCOME in t.user_attrs}
         queued = {
@@ -242,6 +298,21 @@ class SweepStudy:
             self.to_sample = max(0, int(section.trials or 0) - len(configs))
         return stale
 
+    def unfinished_elsewhere(self) -> bool:
+        """Whether other coordinators still have work this one may have to take over: queued
+        trials, or running ones whose death this process would notice (by heartbeat, or by
+        process id on this host). With neither, a trial of another host is its own affair."""
+        me = _owner()
+        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return True
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            owner = str(t.user_attrs.get(OWNER, ""))
+            if owner == me:
+                continue
+            if self.heartbeat is not None or not owner or owner.rpartition(":")[0] == _host():
+                return True
+        return False
+
     def finished(self) -> list[FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False) if OUTCOME in t.user_attrs]
 
@@ -251,6 +322,35 @@ class SweepStudy:
     # -- next trial ----------------------------------------------------------------------------
     def next_task(self) -> Task | None:
         """Ask Optuna for the next trial to run, or None when the sweep has nothing left."""
+        while True:
+            task = self._ask()
+            if task is None or self._claim(task):
+                return task
+
+    def _claim(self, task: Task) -> bool:
+        """Keep ``task`` unless another trial holds its key; fail a duplicate (no outcome)."""
+        trial = task.trial
+        key = task.key
+        for other in self.study.get_trials(deepcopy=False):
+            if other.number == trial.number or other.user_attrs.get(KEY) != key:
+                continue
+            held = OUTCOME in other.user_attrs or (
+                other.state in (TrialState.WAITING, TrialState.RUNNING)
+                and other.number < trial.number
+            )
+            if held:
+                trial.set_user_attr(DUPLICATE_OF, other.number)
+                self._release(trial)
+                self.study.tell(trial, state=TrialState.FAIL)
+                return False
+        return True
+
+    def _release(self, trial: Trial) -> None:
+        self.held.discard(trial._trial_id)
+        if self.heartbeat is not None:
+            self.heartbeat.discard(trial._trial_id)
+
+    def _ask(self) -> Task | None:
         trial = None
         if self.waiting > 0:
             self.waiting -= 1
@@ -280,6 +380,9 @@ class SweepStudy:
                 self.waiting += 1
         else:
             return None
+        self.held.add(trial._trial_id)
+        if self.heartbeat is not None:  # at once: a trial without a heartbeat is never stale
+            self.heartbeat.add(trial._trial_id)
         trial.set_user_attr(OWNER, _owner())
         key = point_key(values)
         point = self._points.get(key)
@@ -303,9 +406,26 @@ class SweepStudy:
         return values
 
     # -- outcomes ------------------------------------------------------------------------------
-    def tell(self, task: Task, outcome: str, metrics: dict[str, float], message: str = "") -> None:
-        """Record a trial's outcome; only a finite objective of a completed trial is a value."""
+    def alive(self, task: Task) -> bool:
+        """Whether ``task``'s trial is still RUNNING: False once another coordinator declared
+        this one dead (no heartbeat within the grace period) and failed it to run it again."""
+        return self.storage.get_trial(task.trial._trial_id).state is TrialState.RUNNING
+
+    def note(self, task: Task, key: str, value: Any) -> None:
+        """A user attribute of a running trial; nothing once the trial was taken away."""
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            task.trial.set_user_attr(key, value)
+
+    def tell(
+        self, task: Task, outcome: str, metrics: dict[str, float], message: str = ""
+    ) -> bool:
+        """Record a trial's outcome; only a finite objective of a completed trial is a value.
+
+        Returns False, recording nothing, when the trial was taken away (see :meth:`alive`)."""
         trial = task.trial
+        self._release(trial)
+        if not self.alive(task):
+            return False
         trial.set_user_attr(OUTCOME, outcome)
         ratio = metrics.get("grad/log10_ratio")
         if ratio is not None and math.isfinite(ratio):  # for the outcome table
@@ -317,9 +437,11 @@ class SweepStudy:
             self.study.tell(trial, value)
         else:
             self.study.tell(trial, state=STATE_OF.get(outcome, TrialState.FAIL))
+        return True
 
     def stop(self, task: Task) -> None:
         """A trial interrupted by the user: failed without an outcome, so it runs again."""
+        self._release(task.trial)
         self.study.tell(task.trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def stop_claimed(self) -> None:
@@ -334,7 +456,10 @@ class SweepStudy:
         value = scores.get(self.plan.section.objective.metric)
         if value is None or not math.isfinite(value):
             return False
-        task.trial.report(value, step)
+        try:
+            task.trial.report(value, step)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            return False  # taken away: the result will not be recorded anyway
         return task.trial.should_prune()
 
 

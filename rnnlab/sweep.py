@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import socket
 import tempfile
 import time
 from collections import Counter
@@ -23,10 +24,16 @@ from typing import Any
 import yaml
 
 from rnnlab import summary
-from rnnlab.study import PARENT, RUN_ID, TRACKING_URI, SweepStudy, Task
+from rnnlab.study import OWNER, PARENT, RUN_ID, TRACKING_URI, SweepStudy, Task
 from rnnlab.sweepconfig import SweepPlan, label
 from rnnlab.tracking import MlflowTracker
 from rnnlab.workers import Slot, Worker
+
+PARENT_WAIT_S = 60.0  # how long a joining coordinator waits for the founder's parent run
+TAKEN = (
+    "another coordinator saw no heartbeat from this one within the grace period and ran the "
+    "trial again; this result was not recorded in Optuna"
+)
 
 
 class SweepInterrupted(Exception):
@@ -102,22 +109,27 @@ class Sweep:
         tracking_uri: str | None = None,
         fresh: bool = False,
         display: Display | None = None,
+        heartbeat: int | None = None,
     ) -> None:
         self.plan = plan
         self.slots = slots
         self.tracking_uri = tracking_uri
         self.display = display or (lambda state: None)
-        self.study = SweepStudy(plan, storage_url, fresh)
+        self.study = SweepStudy(plan, storage_url, fresh, heartbeat)
+        self.checked = time.monotonic()
         self.state = SweepState(self.study.name, plan.total, slots)
         self.parent = MlflowTracker(tracking_uri)
         self.workers: dict[int, Worker] = {}
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> SweepResult:
+        with self.study.heartbeats():
+            return self._run()
+
+    def _run(self) -> SweepResult:
         stale = self.study.prepare()
         self._open_parent()
-        for trial in stale:  # runs of a sweep that was killed: close them, they run again
-            self._close_run(trial.user_attrs.get(RUN_ID), "stopped", "KILLED")
+        self._close_stale(stale)
         finished = self.study.finished()
         self.state.counts = summary.counts(finished)
         self.state.done_before = self.state.done
@@ -126,8 +138,17 @@ class Sweep:
                 self._best(t.value, f"trial {t.number}")
         fault_dir = Path(tempfile.mkdtemp(prefix="rnnlab-faults-"))
         try:
-            while self._fill(fault_dir) or self.state.active:
-                self._serve()
+            while True:
+                more = self._fill(fault_dir)
+                if self.state.active:
+                    self._serve()
+                elif not more:
+                    # our queue is empty: stay while other coordinators' trials might still
+                    # fail over to us (a machine lost mid-trial), then finish together
+                    if not self.study.unfinished_elsewhere():
+                        break
+                    time.sleep(min(1.0, self.study.check_every))
+                self._check_others()
                 self.display(self.state)
         except KeyboardInterrupt:
             self._interrupt()
@@ -194,7 +215,7 @@ class Sweep:
             tags = {**tags, **self._trial_tags(active.task, worker.slot)}
             active.tracker.start(experiment, run_name, tags, params)
             active.run_started = True
-            active.task.trial.set_user_attr(RUN_ID, active.tracker.run_id)
+            self.study.note(active.task, RUN_ID, active.tracker.run_id)
         elif kind == "metrics":
             for metrics, step in message[1]:
                 active.tracker.log_metrics(metrics, step)
@@ -222,11 +243,16 @@ class Sweep:
         if not active.run_started:  # set-up failed before train() started a run
             self._start_bare_run(active, worker.slot)
             self._fail_run(active, message)
-        self.study.tell(active.task, outcome, metrics, message)
+        if not self.study.tell(active.task, outcome, metrics, message):
+            # another coordinator failed this trial (no heartbeat from us within the grace
+            # period: a long stall or a lost connection) and runs it again: this result is void
+            self._close_run(active.tracker.run_id, "failed", "FAILED", TAKEN)
+            outcome = "lost"
         value = metrics.get(self.plan.section.objective.metric)
         if outcome == "completed" and value is not None and math.isfinite(value):
             self._best(value, active.label)
-        self.state.counts[outcome] += 1
+        if outcome != "lost":
+            self.state.counts[outcome] += 1
         worker.task = None
         del self.state.active[worker.slot.index]
 
@@ -261,7 +287,7 @@ class Sweep:
         name = f"trial {active.task.trial.number}: {active.label}"
         active.tracker.start(self.plan.name, name, tags, params)
         active.run_started = True
-        active.task.trial.set_user_attr(RUN_ID, active.tracker.run_id)
+        self.study.note(active.task, RUN_ID, active.tracker.run_id)
 
     def _record_incompatible(self, task: Task) -> None:
         active = Active(
@@ -275,7 +301,11 @@ class Sweep:
         self.state.counts["incompatible"] += 1
 
     def _trial_tags(self, task: Task, slot: Slot | None) -> dict[str, str]:
-        tags = {"rnnlab.sweep": self.study.name, "rnnlab.trial": str(task.trial.number)}
+        tags = {
+            "rnnlab.sweep": self.study.name,
+            "rnnlab.trial": str(task.trial.number),
+            "rnnlab.host": socket.gethostname(),
+        }
         if slot is not None:
             tags["rnnlab.slot"] = slot.label()
         return tags
@@ -296,17 +326,43 @@ class Sweep:
         self.study.stop_claimed()  # a trial asked for but not yet handed to a slot
         self.parent.finish("KILLED")
 
-    def _close_run(self, run_id: Any, outcome: str, status: str) -> None:
+    def _close_run(self, run_id: Any, outcome: str, status: str, reason: str = "") -> None:
         if not run_id:
             return
         tracker = MlflowTracker(self.tracking_uri)
         tracker.attach(str(run_id))
-        tracker.set_tags({"rnnlab.outcome": outcome})
+        tags = {"rnnlab.outcome": outcome}
+        if reason:
+            tags["rnnlab.reason"] = reason
+        tracker.set_tags(tags)
         tracker.finish(status)
+
+    def _close_stale(self, stale: list[Any]) -> None:
+        """Close the MLflow runs of trials whose coordinator is gone; their keys run again."""
+        for trial in stale:
+            owner = trial.user_attrs.get(OWNER, "?")
+            reason = f"its coordinator {owner} stopped (killed or lost); the trial runs again"
+            self._close_run(trial.user_attrs.get(RUN_ID), "failed", "FAILED", reason)
+
+    def _check_others(self) -> None:
+        """Every few seconds: fail and re-queue the trials of dead coordinators, and take the
+        counts from the study (other coordinators finish trials too)."""
+        if time.monotonic() - self.checked < self.study.check_every:
+            return
+        self.checked = time.monotonic()
+        stale = self.study.prepare()
+        self._close_stale(stale)
+        if stale or len(self.study.finished()) != self.state.done:
+            self.state.counts = summary.counts(self.study.finished())
 
     # -- the parent run --------------------------------------------------------------------------
     def _open_parent(self) -> None:
         run_id = self.study.study.user_attrs.get(PARENT)
+        if not run_id and not self.study.founder:  # the founder is opening it right now
+            deadline = time.monotonic() + PARENT_WAIT_S
+            while not run_id and time.monotonic() < deadline:
+                time.sleep(0.5)
+                run_id = self.study.study.user_attrs.get(PARENT)
         if run_id and self.parent.attach(str(run_id), reopen=True):
             return
         section = self.plan.section
