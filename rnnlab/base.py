@@ -203,6 +203,11 @@ class Dataset:
             return nn.functional.mse_loss(out, y)
         return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
 
+    def derived_metrics(self, scores: dict[str, float]) -> dict[str, float]:
+        """Task-specific metrics computed from an evaluation's ``<split>/loss`` and
+        ``<split>/accuracy`` (bits per character, normalised RMSE...); logged beside them."""
+        return {}
+
     def accuracy(self, out: Tensor, y: Tensor) -> Tensor:
         if self.kind is TaskKind.REGRESSION_LAST:
             ok = ((out - y).abs() < self.tolerance).all(dim=-1)

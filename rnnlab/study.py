@@ -84,6 +84,7 @@ def _abandoned(trial: FrozenTrial) -> bool:
         return True
     return (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
 
+
 def _alive(owner: str) -> bool:
     """Whether the coordinator that owns a RUNNING trial may still run it: False when it was a
     process on this host that is gone (or had our pid before us); True when it cannot be told."""
@@ -416,9 +417,7 @@ class SweepStudy:
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             task.trial.set_user_attr(key, value)
 
-    def tell(
-        self, task: Task, outcome: str, metrics: dict[str, float], message: str = ""
-    ) -> bool:
+    def tell(self, task: Task, outcome: str, metrics: dict[str, float], message: str = "") -> bool:
         """Record a trial's outcome; only a finite objective of a completed trial is a value.
 
         Returns False, recording nothing, when the trial was taken away (see :meth:`alive`)."""

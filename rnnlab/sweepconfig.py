@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 OBJECTIVES = (
     "val/loss",
     "val/accuracy",
+    "val/bpc",  # the chars task
+    "val/nrmse",  # the forecast task
     "grad/log10_ratio",
     "grad/decay_rate",
     "grad/steps_in_past",

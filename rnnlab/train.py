@@ -134,7 +134,8 @@ def evaluate(
         accuracy += float(dataset.accuracy(out, y)) * n
         count += n
     model.train()
-    return {f"{split}/loss": loss / count, f"{split}/accuracy": accuracy / count}
+    scores = {f"{split}/loss": loss / count, f"{split}/accuracy": accuracy / count}
+    return scores | dataset.derived_metrics(scores)
 
 
 def _layer_key(prefix: str, layer: int, layers: int) -> str:

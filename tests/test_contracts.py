@@ -14,8 +14,10 @@ from rnnlab_remedies.norm import BatchNormRemedy, LayerNormRemedy
 from rnnlab_remedies.relu import IdentityReLU
 from rnnlab_remedies.residual import Residual
 from rnnlab_tasks.adding import AddingProblem
+from rnnlab_tasks.chars import CharLanguageModel
 from rnnlab_tasks.copy import CopyMemory
 from rnnlab_tasks.digits import SequentialDigits
+from rnnlab_tasks.forecast import TimeSeriesForecast
 from rnnlab_tasks.mnist import SequentialMNIST
 from test_tasks import make_mnist
 
@@ -97,6 +99,39 @@ class TestMNISTPixels(DatasetContract):
     def make_params(self, tmp_path: Path) -> Params:
         make_mnist(tmp_path, gz=False)
         return SequentialMNIST.Params(root=str(tmp_path), val_size=5)
+
+
+class TestForecast(DatasetContract):
+    dataset_cls = TimeSeriesForecast
+    params = TimeSeriesForecast.Params(length=400, seq_len=12)
+
+
+class TestForecastSinesKStep(DatasetContract):
+    dataset_cls = TimeSeriesForecast
+    params = TimeSeriesForecast.Params(series="sines", length=300, seq_len=10, horizon=3)
+
+
+class TestForecastCSV(DatasetContract):
+    dataset_cls = TimeSeriesForecast
+
+    def make_params(self, tmp_path: Path) -> Params:
+        rows = "\n".join(f"{i},{(i % 17) * 0.3 + i * 0.01}" for i in range(300))
+        (tmp_path / "series.csv").write_text(f"t,load\n{rows}\n")
+        path = str(tmp_path / "series.csv")
+        return TimeSeriesForecast.Params(series="csv", path=path, column="load", seq_len=10)
+
+
+class TestChars(DatasetContract):
+    dataset_cls = CharLanguageModel
+    params = CharLanguageModel.Params(seq_len=20)
+
+
+class TestCharsTextFile(DatasetContract):
+    dataset_cls = CharLanguageModel
+
+    def make_params(self, tmp_path: Path) -> Params:
+        (tmp_path / "book.txt").write_text("It was the best of times, it was the worst. " * 60)
+        return CharLanguageModel.Params(path=str(tmp_path / "book.txt"), seq_len=16)
 
 
 # --- remedies --------------------------------------------------------------------------------

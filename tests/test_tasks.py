@@ -15,8 +15,10 @@ import torch
 from pydantic import ValidationError
 from rnnlab_tasks import register_datasets
 from rnnlab_tasks.adding import AddingProblem
+from rnnlab_tasks.chars import CharLanguageModel
 from rnnlab_tasks.copy import CopyMemory
 from rnnlab_tasks.digits import SequentialDigits
+from rnnlab_tasks.forecast import TimeSeriesForecast
 from rnnlab_tasks.mnist import SequentialMNIST
 
 from rnnlab.base import Dataset, TaskKind
@@ -43,7 +45,7 @@ def assert_same_batches(a: list[tuple[torch.Tensor, ...]], b: list[tuple[torch.T
 # --- registration ----------------------------------------------------------------------------
 
 
-def test_hook_registers_the_four_datasets() -> None:
+def test_hook_registers_every_builtin_dataset() -> None:
     found: dict[str, type] = {}
     register_datasets(lambda name, cls: found.__setitem__(name, cls))
     assert found == {
@@ -51,6 +53,8 @@ def test_hook_registers_the_four_datasets() -> None:
         "copy": CopyMemory,
         "digits": SequentialDigits,
         "mnist": SequentialMNIST,
+        "forecast": TimeSeriesForecast,
+        "chars": CharLanguageModel,
     }
 
 
@@ -59,7 +63,17 @@ def test_importing_the_package_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("cls", [AddingProblem, CopyMemory, SequentialDigits, SequentialMNIST])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        AddingProblem,
+        CopyMemory,
+        SequentialDigits,
+        SequentialMNIST,
+        TimeSeriesForecast,
+        CharLanguageModel,
+    ],
+)
 def test_params_reject_unknown_keys(cls: type[Dataset]) -> None:
     with pytest.raises(ValidationError):
         cls.Params.model_validate({"no_such_key": 1})
