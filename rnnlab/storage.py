@@ -13,8 +13,10 @@ lacks for a sweep that spans machines:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import math
 import os
 import re
 import threading
@@ -53,12 +55,22 @@ def _unreachable(exc: BaseException) -> bool:
             return True
         if isinstance(seen, sa.OperationalError | sa.InterfaceError | sa.DisconnectionError):
             return True
+        if isinstance(seen, sa.PendingRollbackError):  # a session a dropped connection broke
+            return True
         seen = seen.__cause__ or seen.__context__
     return False
 
 
-def with_retries(call: Callable[..., T], what: str, url: str) -> Callable[..., T]:
-    """``call`` retried with backoff (0.5 s doubling to 15 s) while the database is unreachable."""
+def with_retries(
+    call: Callable[..., T],
+    what: str,
+    url: str,
+    on_recovered: Callable[[], None] | None = None,
+    before_retry: Callable[[], None] | None = None,
+) -> Callable[..., T]:
+    """``call`` retried with backoff (0.5 s doubling to 15 s) while the database is unreachable;
+    ``before_retry`` runs before each new attempt, ``on_recovered`` when a call succeeds after
+    failing."""
 
     @functools.wraps(call)
     def retried(*args: Any, **kwargs: Any) -> T:
@@ -66,7 +78,7 @@ def with_retries(call: Callable[..., T], what: str, url: str) -> Callable[..., T
         wait, attempt = 0.5, 1
         while True:
             try:
-                return call(*args, **kwargs)
+                result = call(*args, **kwargs)
             except Exception as exc:
                 if not _unreachable(exc) or time.monotonic() + wait > deadline:
                     raise
@@ -81,12 +93,26 @@ def with_retries(call: Callable[..., T], what: str, url: str) -> Callable[..., T
                 )
                 time.sleep(wait)
                 wait, attempt = min(2 * wait, 15.0), attempt + 1
+                if before_retry is not None:
+                    before_retry()
+                continue
+            if attempt > 1:
+                log.warning("rnnlab: storage %s reachable again", redact(url))
+                if on_recovered is not None:
+                    on_recovered()
+            return result
 
     return retried
 
 
 class RetryingRDBStorage(RDBStorage):
-    """Optuna's RDBStorage whose every call survives a database that is briefly away."""
+    """Optuna's RDBStorage whose every call survives a database that is briefly away.
+
+    ``recovered_at`` (``time.monotonic()``) is when a call last succeeded after an outage: no
+    coordinator could beat during the outage, so heartbeats are not judged until every one has
+    had a grace period to beat again (:meth:`judges_heartbeats`)."""
+
+    recovered_at = -math.inf
 
     def __init__(
         self,
@@ -107,21 +133,47 @@ class RetryingRDBStorage(RDBStorage):
                 heartbeat_stale_trial_callback=on_stale,
             )
 
+    def recovered(self) -> None:
+        self.recovered_at = time.monotonic()
 
-def _wrap_methods(cls: type[RDBStorage]) -> None:
+    def fresh_session(self) -> None:
+        """Drop this thread's session: one whose connection died mid-transaction refuses every
+        later query ("Can't reconnect until invalid transaction is rolled back")."""
+        with contextlib.suppress(Exception):
+            self.scoped_session.remove()
+
+    def judges_heartbeats(self) -> bool:
+        """False during a grace period after an outage (see the class docstring)."""
+        return time.monotonic() - self.recovered_at > (self.grace_period or 0)
+
+
+# the private methods Optuna's _CachedStorage (which wraps every RDBStorage) calls directly
+_CACHED_STORAGE_CALLS = frozenset(
+    {
+        "_create_new_trial",
+        "_get_best_trial_id",
+        "_get_stale_trial_ids",
+        "_get_trials",
+        "_set_trial_param",
+    }
+)
+
+
+def _wrap_methods(cls: type[RetryingRDBStorage]) -> None:
     names = [
         n
         for n in dir(RDBStorage)
-        if (not n.startswith("_") or n == "_get_stale_trial_ids")
+        if (not n.startswith("_") or n in _CACHED_STORAGE_CALLS)
         and callable(getattr(RDBStorage, n))
-        and n not in ("__init__",)
+        and n != "__init__"
     ]
     for name in names:
         original = getattr(RDBStorage, name)
 
-        def method(self: RDBStorage, *args: Any, _name: str = name, **kwargs: Any) -> Any:
+        def method(self: RetryingRDBStorage, *args: Any, _name: str = name, **kwargs: Any) -> Any:
             bound = getattr(super(cls, self), _name)
-            return with_retries(bound, _name, self.url)(*args, **kwargs)
+            retried = with_retries(bound, _name, self.url, self.recovered, self.fresh_session)
+            return retried(*args, **kwargs)
 
         functools.update_wrapper(method, original)
         setattr(cls, name, method)

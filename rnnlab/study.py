@@ -17,12 +17,9 @@ their keys again.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import difflib
 import json
 import math
-import os
-import socket
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,20 +30,23 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from rnnlab.errors import ConfigError
+from rnnlab.generations import DEFINITION, generation_name, latest_generation
+from rnnlab.generations import load_latest as load_latest  # re-exported
+from rnnlab.generations import open_sweep as open_sweep  # re-exported
+from rnnlab.generations import sweep_name as sweep_name  # re-exported
+from rnnlab.owners import OWNER, abandoned, owner_id, this_host
 from rnnlab.storage import Heartbeat, heartbeat_interval, storage_for
 from rnnlab.sweepconfig import Point, Range, SweepPlan, point_key
 
-KEY, CONFIG, SEED, OUTCOME, OWNER, RUN_ID = (
+KEY, CONFIG, SEED, OUTCOME, RUN_ID = (
     "rnnlab.key",
     "rnnlab.config",
     "rnnlab.seed",
     "rnnlab.outcome",
-    "rnnlab.owner",
     "rnnlab.run_id",
 )
-DEFINITION, PARENT, RATIO = "rnnlab.definition", "rnnlab.parent_run_id", "rnnlab.log10_ratio"
+PARENT, RATIO = "rnnlab.parent_run_id", "rnnlab.log10_ratio"
 DUPLICATE_OF = "rnnlab.duplicate_of"  # a queued copy of a key another trial already holds
-UNCLAIMED_GRACE_S = 10.0  # a RUNNING trial with no owner this long after its start is abandoned
 TRACKING_URI = "rnnlab.tracking_uri"  # the MLflow store the sweep wrote to
 STATE_OF = {
     "completed": TrialState.COMPLETE,
@@ -62,79 +62,6 @@ def encode(value: Any) -> Any:
     return (
         value if value is None or isinstance(value, str | int | float | bool) else json.dumps(value)
     )
-
-
-def _host() -> str:
-    return socket.gethostname()
-
-
-def _owner() -> str:
-    return f"{_host()}:{os.getpid()}"
-
-
-def _abandoned(trial: FrozenTrial) -> bool:
-    """A RUNNING trial nobody will finish: its owner is a dead process on this host, or it was
-    asked for but never claimed (no owner some seconds after it started). Trials of other hosts
-    are judged by their heartbeats (database storages), not here."""
-    owner = str(trial.user_attrs.get(OWNER, ""))
-    if owner:
-        return not _alive(owner)
-    started = trial.datetime_start
-    if started is None:
-        return True
-    return (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_GRACE_S
-
-
-def _alive(owner: str) -> bool:
-    """Whether the coordinator that owns a RUNNING trial may still run it: False when it was a
-    process on this host that is gone (or had our pid before us); True when it cannot be told."""
-    host, _, pid = owner.rpartition(":")
-    if host != _host() or not pid.isdigit():
-        return True
-    if int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def generation_name(name: str, generation: int) -> str:
-    """A sweep's studies: ``name``, then ``name#2``, ``name#3``... (each ``--fresh`` start)."""
-    return name if generation <= 1 else f"{name}#{generation}"
-
-
-def latest_generation(storage: optuna.storages.BaseStorage, name: str) -> int:
-    """The newest generation of sweep ``name`` in ``storage``; 0 when it has none."""
-    names = set(optuna.study.get_all_study_names(storage))
-    found = [1] if name in names else []
-    found += [
-        int(n.rsplit("#", 1)[1])
-        for n in names
-        if n.startswith(name + "#") and n.rsplit("#", 1)[1].isdigit()
-    ]
-    return max(found, default=0)
-
-
-def load_latest(storage_url: str, name: str) -> optuna.Study:
-    """The newest study of sweep ``name``; a ConfigError naming the sweeps there otherwise."""
-    if "://" not in storage_url and not os.path.exists(storage_url):  # opening would create it
-        raise ConfigError(
-            f"no sweep {name!r}: {storage_url} does not exist (no sweep has run here); give "
-            "--storage if the sweep was run with one, or run it from its folder"
-        )
-    storage = storage_for(storage_url)
-    latest = latest_generation(storage, name)
-    if latest == 0:
-        known = ", ".join(sorted(optuna.study.get_all_study_names(storage))) or "none"
-        raise ConfigError(
-            f"no sweep {name!r} in {storage_url} (sweeps there: {known}); give the sweep's name "
-            "or file, and --storage if it was run with one"
-        )
-    return optuna.load_study(study_name=generation_name(name, latest), storage=storage)
 
 
 @dataclass
@@ -261,11 +188,16 @@ class SweepStudy:
         stale: list[FrozenTrial] = []
         trials = self.study.get_trials(deepcopy=False)
         for t in trials:
-            if t.state is TrialState.RUNNING and t._trial_id not in self.held and _abandoned(t):
+            if (
+                t.state is TrialState.RUNNING
+                and t._trial_id not in self.held
+                and abandoned(t, by_pid=self.heartbeat is None)
+            ):
                 with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                     if self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                         stale.append(t)
-        if self.heartbeat is not None:  # no heartbeat within the grace period
+        judge = getattr(self.storage, "judges_heartbeats", lambda: True)()
+        if self.heartbeat is not None and judge:  # no heartbeat within the grace period
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
@@ -303,14 +235,14 @@ class SweepStudy:
         """Whether other coordinators still have work this one may have to take over: queued
         trials, or running ones whose death this process would notice (by heartbeat, or by
         process id on this host). With neither, a trial of another host is its own affair."""
-        me = _owner()
+        me = owner_id()
         if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return True
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = str(t.user_attrs.get(OWNER, ""))
             if owner == me:
                 continue
-            if self.heartbeat is not None or not owner or owner.rpartition(":")[0] == _host():
+            if self.heartbeat is not None or not owner or owner.rpartition(":")[0] == this_host():
                 return True
         return False
 
@@ -351,11 +283,16 @@ class SweepStudy:
         if self.heartbeat is not None:
             self.heartbeat.discard(trial._trial_id)
 
+    def _ask_optuna(self) -> Trial:
+        with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with optimize":
+            warnings.simplefilter("ignore", UserWarning)  # this class beats for its trials
+            return self.study.ask()
+
     def _ask(self) -> Task | None:
         trial = None
         if self.waiting > 0:
             self.waiting -= 1
-            trial = self.study.ask()
+            trial = self._ask_optuna()
             if KEY not in trial.user_attrs:  # another process emptied the queue first
                 self.waiting = 0
                 if self.to_sample == 0:
@@ -366,7 +303,7 @@ class SweepStudy:
             values = self._suggest(trial)
         elif self.to_sample > 0:
             self.to_sample -= 1
-            trial = trial or self.study.ask()
+            trial = trial or self._ask_optuna()
             seed = self.plan.section.seeds[0]
             values = self._suggest(trial)
             config = point_key(values)
@@ -384,7 +321,7 @@ class SweepStudy:
         self.held.add(trial._trial_id)
         if self.heartbeat is not None:  # at once: a trial without a heartbeat is never stale
             self.heartbeat.add(trial._trial_id)
-        trial.set_user_attr(OWNER, _owner())
+        trial.set_user_attr(OWNER, owner_id())
         key = point_key(values)
         point = self._points.get(key)
         if point is None:
@@ -445,7 +382,7 @@ class SweepStudy:
 
     def stop_claimed(self) -> None:
         """Fail every trial this process still holds RUNNING (interrupted between ask and run)."""
-        me = _owner()
+        me = owner_id()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial.user_attrs.get(OWNER, me) == me:
                 self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -460,28 +397,3 @@ class SweepStudy:
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
             return False  # taken away: the result will not be recorded anyway
         return task.trial.should_prune()
-
-
-def sweep_name(target: str) -> str:
-    """The sweep a command means: a sweep file's name (``name:`` or its stem), or ``target``."""
-    from pathlib import Path
-
-    from rnnlab.sources import load_yaml
-
-    if Path(target).is_file():
-        return str(load_yaml(target).data.get("name") or Path(target).stem)
-    return target
-
-
-def open_sweep(target: str, storage_url: str, registry: Any) -> tuple[optuna.Study, SweepPlan]:
-    """A sweep by its file or its name: its newest study, and the plan it was created with."""
-    from rnnlab.sweepconfig import plan_from_definition
-
-    name = sweep_name(target)
-    study = load_latest(storage_url, name)
-    definition = study.user_attrs.get(DEFINITION)
-    if definition is None:
-        raise ConfigError(
-            f"study {study.study_name!r} in {storage_url} was not made by rnnlab sweep"
-        )
-    return study, plan_from_definition(str(definition), registry, name)

@@ -9,27 +9,27 @@ nothing RUNNING.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rnnlab import summary
-from rnnlab.study import OWNER, PARENT, RUN_ID, TRACKING_URI, SweepStudy, Task
-from rnnlab.sweepconfig import SweepPlan, label
+from rnnlab import parentrun, summary
+from rnnlab.study import OWNER, RUN_ID, SweepStudy, Task
+from rnnlab.sweepconfig import SweepPlan
 from rnnlab.tracking import MlflowTracker
 from rnnlab.workers import Slot, Worker
 
-PARENT_WAIT_S = 60.0  # how long a joining coordinator waits for the founder's parent run
 TAKEN = (
     "another coordinator saw no heartbeat from this one within the grace period and ran the "
     "trial again; this result was not recorded in Optuna"
@@ -117,18 +117,47 @@ class Sweep:
         self.display = display or (lambda state: None)
         self.study = SweepStudy(plan, storage_url, fresh, heartbeat)
         self.checked = time.monotonic()
+        self.interrupted = False
         self.state = SweepState(self.study.name, plan.total, slots)
         self.parent = MlflowTracker(tracking_uri)
         self.workers: dict[int, Worker] = {}
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> SweepResult:
-        with self.study.heartbeats():
+        with self.study.heartbeats(), self._ctrl_c_between_steps():
             return self._run()
 
+    @contextlib.contextmanager
+    def _ctrl_c_between_steps(self) -> Iterator[None]:
+        """Ctrl-C sets a flag that the loop acts on between two steps: a KeyboardInterrupt in
+        the middle of a storage write (Optuna's journal lock) would leave a half-done state. A
+        second Ctrl-C interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _stop_if_asked(self) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+
     def _run(self) -> SweepResult:
-        stale = self.study.prepare()
-        self._open_parent()
+        if self.study.founder:  # queue the keys, then open the parent run the others wait for
+            stale = self.study.prepare()
+            self._open_parent()
+        else:  # joining: by the time the parent run exists, the founder has queued the keys
+            self._open_parent()
+            stale = self.study.prepare()
         self._close_stale(stale)
         finished = self.study.finished()
         self.state.counts = summary.counts(finished)
@@ -139,6 +168,7 @@ class Sweep:
         fault_dir = Path(tempfile.mkdtemp(prefix="rnnlab-faults-"))
         try:
             while True:
+                self._stop_if_asked()
                 more = self._fill(fault_dir)
                 if self.state.active:
                     self._serve()
@@ -168,6 +198,7 @@ class Sweep:
         more = True
         for slot in self.slots:
             while slot.index not in self.state.active:
+                self._stop_if_asked()
                 task = self.study.next_task()
                 if task is None:
                     more = False
@@ -324,7 +355,8 @@ class Sweep:
             self.study.stop(active.task)
         self.state.active.clear()
         self.study.stop_claimed()  # a trial asked for but not yet handed to a slot
-        self.parent.finish("KILLED")
+        if not self.study.unfinished_elsewhere():  # other machines still run the sweep
+            self.parent.finish("KILLED")
 
     def _close_run(self, run_id: Any, outcome: str, status: str, reason: str = "") -> None:
         if not run_id:
@@ -357,50 +389,10 @@ class Sweep:
 
     # -- the parent run --------------------------------------------------------------------------
     def _open_parent(self) -> None:
-        run_id = self.study.study.user_attrs.get(PARENT)
-        if not run_id and not self.study.founder:  # the founder is opening it right now
-            deadline = time.monotonic() + PARENT_WAIT_S
-            while not run_id and time.monotonic() < deadline:
-                time.sleep(0.5)
-                run_id = self.study.study.user_attrs.get(PARENT)
-        if run_id and self.parent.attach(str(run_id), reopen=True):
-            return
-        section = self.plan.section
-        params = {
-            "sampler": section.sampler,
-            "trials": str(self.plan.total),
-            "seeds": ",".join(map(str, section.seeds)),
-            "objective": f"{section.objective.direction} {section.objective.metric}",
-            "pruner": section.pruner,
-            "storage": self.study.storage_url,
-            "slots": ",".join(s.label() for s in self.slots),
-            **{
-                f"space.{k}": ", ".join(label(v) for v in vs) if isinstance(vs, list) else str(vs)
-                for k, vs in section.space.items()
-            },
-        }
-        tags = {"rnnlab.sweep": self.study.name, "rnnlab.role": "sweep"}
-        self.parent.start(self.plan.name, f"sweep {self.study.name}", tags, params)
-        self.study.study.set_user_attr(PARENT, self.parent.run_id)
-        self.study.study.set_user_attr(TRACKING_URI, self.parent.tracking_uri)
-        with tempfile.TemporaryDirectory() as folder:
-            if self.plan.source.path is not None:
-                shutil.copy(self.plan.source.path, Path(folder) / "sweep.yaml")
-            (Path(folder) / "sweep-resolved.yaml").write_text(self.plan.definition)
-            self.parent.log_artifacts(Path(folder))
+        parentrun.open_parent(self.parent, self.plan, self.study, self.slots)
 
     def _close_parent(self) -> SweepResult:
-        trials = self.study.finished()
-        table = summary.rows(self.plan, trials)
-        counts = summary.counts(trials)
-        metrics = {f"sweep/{name}": float(counts.get(name, 0)) for name in summary.OUTCOME_NAMES}
-        if self.state.best is not None:
-            metrics["sweep/best"] = self.state.best[0]
-        self.parent.log_metrics(metrics, step=0)
-        with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "summary.md").write_text(summary.markdown(self.plan, table))
-            (Path(folder) / "summary.yaml").write_text(yaml.safe_dump(table, sort_keys=False))
-            self.parent.log_artifacts(Path(folder))
-        self.parent.finish("FINISHED")
+        best = self.state.best[0] if self.state.best is not None else None
+        table, counts = parentrun.close_parent(self.parent, self.plan, self.study, best)
         assert self.parent.run_id is not None
         return SweepResult(self.study.name, self.parent.run_id, counts, table)

@@ -1,0 +1,208 @@
+"""Several coordinators on one sweep, with real servers on loopback: PostgreSQL (Debian's
+packages) as Optuna's storage and `mlflow server` with a PostgreSQL backend as the tracking
+server. Each `rnnlab sweep` stands for a machine; killing one's process group is losing it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from servers import MISSING, Postgres, mlflow_server, postgres, postgres_bin
+
+from rnnlab.study import KEY, OUTCOME, OWNER, RUN_ID
+
+SWEEP = """\
+name: {name}
+seed: 0
+dataset: {{name: adding, seq_len: 8, val_size: 32}}
+cell: {{name: faulty, hidden_size: 4, fault: slow}}
+train: {{steps: {steps}, batch_size: 8, lr: 0.01, eval_every: 20, probe_every: 20, log_every: 5}}
+sweep:
+  workers: 1
+  seeds: [0, 1, 2]
+  space:
+    train.lr: [0.01, 0.02, 0.03]
+"""
+HEARTBEAT = "2"  # seconds; a coordinator silent for 3 of them is taken for dead
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Postgres, str]]:
+    if postgres_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail(MISSING)
+        pytest.skip(MISSING)
+    with postgres() as pg:
+        backend = pg.create_database("mlflow")
+        artifacts = tmp_path_factory.mktemp("mlflow") / "artifacts"
+        with mlflow_server(backend, artifacts) as url:
+            yield pg, url
+
+
+def start(
+    sweep_env: dict[str, str], path: Path, storage: str, tracking: str
+) -> subprocess.Popen[str]:
+    """One coordinator, in its own process group (a machine of its own)."""
+    env = {**os.environ, **sweep_env, "MLFLOW_TRACKING_URI": tracking}
+    command = ["sweep", str(path), "--storage", storage, "--heartbeat", HEARTBEAT]
+    return subprocess.Popen(
+        [sys.executable, "-m", "rnnlab", *command],
+        cwd=path.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    except KeyError:  # not created yet
+        return []
+
+
+def wait_until(condition, what: str, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+def finish(processes: list[subprocess.Popen[str]], timeout: float = 300) -> list[str]:
+    outputs = []
+    try:
+        for process in processes:
+            output, _ = process.communicate(timeout=timeout)
+            outputs.append(output)
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    return outputs
+
+
+def assert_each_point_once(storage: str, name: str, tracking: str, points: int) -> list:
+    """Optuna: every key has exactly one outcome, nothing RUNNING or WAITING. MLflow: one
+    completed child run per key, nothing RUNNING, every run's host recorded; one parent."""
+    everything = trials(storage, name)
+    done = [t for t in everything if OUTCOME in t.user_attrs]
+    keys = Counter(t.user_attrs[KEY] for t in done)
+    assert len(keys) == points and set(keys.values()) == {1}, keys
+    assert {t.user_attrs[OUTCOME] for t in done} == {"completed"}
+    assert not [t for t in everything if t.state.name in ("RUNNING", "WAITING")]
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    parents = [r for r in runs if r.data.tags.get("rnnlab.role") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert "RUNNING" not in {r.info.status for r in children}
+    completed = [r for r in children if r.data.tags["rnnlab.outcome"] == "completed"]
+    assert len(completed) == points and {r.info.status for r in completed} == {"FINISHED"}
+    by_run = {t.user_attrs.get(RUN_ID) for t in done}
+    assert {r.info.run_id for r in completed} == by_run  # the recorded run is the completed one
+    assert all(r.data.tags["rnnlab.host"] == socket.gethostname() for r in children)
+    assert all(r.data.tags["rnnlab.device"] == "cpu" for r in completed)
+    return children
+
+
+def test_three_machines_one_lost_mid_trial(servers, sweep_env, tmp_path: Path) -> None:
+    pg, tracking = servers
+    storage = pg.create_database("lost")
+    path = tmp_path / "lost.yaml"
+    path.write_text(SWEEP.format(name="lost", steps=150))
+    machines = [start(sweep_env, path, storage, tracking) for _ in range(3)]
+    victim = machines[0]
+
+    def victim_mid_trial() -> bool:
+        return any(
+            t.state.name == "RUNNING"
+            and t.user_attrs.get(OWNER, "").endswith(f":{victim.pid}")
+            and RUN_ID in t.user_attrs
+            for t in trials(storage, "lost")
+        )
+
+    try:
+        wait_until(victim_mid_trial, "the first machine to be mid-trial")
+        os.killpg(victim.pid, signal.SIGKILL)  # the machine is gone: coordinator and worker
+        victim.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(victim.pid, signal.SIGKILL)
+    outputs = finish(machines[1:])
+    for machine, output in zip(machines[1:], outputs, strict=True):
+        assert machine.returncode == 0, output
+    children = assert_each_point_once(storage, "lost", tracking, points=9)
+    # the lost machine's attempt: failed (it ran again elsewhere), saying why
+    failed = [r for r in children if r.data.tags["rnnlab.outcome"] == "failed"]
+    assert failed and {r.info.status for r in failed} == {"FAILED"}
+    assert all(f":{victim.pid}" in r.data.tags["rnnlab.reason"] for r in failed)
+
+
+def test_the_database_restarts_while_machines_run(servers, sweep_env, tmp_path: Path) -> None:
+    pg, tracking = servers
+    storage = pg.create_database("restart")
+    path = tmp_path / "restart.yaml"
+    path.write_text(SWEEP.format(name="restart", steps=100))
+    machines = [start(sweep_env, path, storage, tracking) for _ in range(2)]
+    try:
+        wait_until(
+            lambda: sum(OUTCOME in t.user_attrs for t in trials(storage, "restart")) >= 1,
+            "a first finished trial",
+        )
+        pg.stop()  # a server restart: every connection drops
+        time.sleep(3)
+        pg.start()
+    finally:
+        outputs = finish(machines)
+    for machine, output in zip(machines, outputs, strict=True):
+        assert machine.returncode == 0, output
+    assert any("unreachable" in output and "retrying" in output for output in outputs), outputs
+    assert_each_point_once(storage, "restart", tracking, points=9)
+
+
+def test_a_machine_frozen_past_the_grace_period_loses_its_trial_not_a_result(
+    servers, sweep_env, tmp_path: Path
+) -> None:
+    pg, tracking = servers
+    storage = pg.create_database("frozen")
+    path = tmp_path / "frozen.yaml"
+    path.write_text(SWEEP.format(name="frozen", steps=150))
+    machines = [start(sweep_env, path, storage, tracking) for _ in range(2)]
+    sleeper = machines[0]
+    try:
+        wait_until(
+            lambda: any(
+                t.state.name == "RUNNING"
+                and t.user_attrs.get(OWNER, "").endswith(f":{sleeper.pid}")
+                and RUN_ID in t.user_attrs
+                for t in trials(storage, "frozen")
+            ),
+            "the first machine to be mid-trial",
+        )
+        os.killpg(sleeper.pid, signal.SIGSTOP)  # no heartbeat, no progress
+        time.sleep(5 * int(HEARTBEAT) + 3)  # well past the grace period (3 heartbeats)
+        os.killpg(sleeper.pid, signal.SIGCONT)
+    finally:
+        outputs = finish(machines)
+    for machine, output in zip(machines, outputs, strict=True):
+        assert machine.returncode == 0, output
+    children = assert_each_point_once(storage, "frozen", tracking, points=9)
+    void = [r for r in children if r.data.tags["rnnlab.outcome"] == "failed"]
+    assert len(void) == 1 and void[0].info.status == "FAILED"
+    assert "no heartbeat" in void[0].data.tags["rnnlab.reason"]
