@@ -74,6 +74,16 @@ def trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
+def mid_trial(storage: str, name: str, machine: subprocess.Popen[str]) -> bool:
+    """Whether ``machine``'s coordinator runs a trial whose MLflow run has started."""
+    return any(
+        t.state.name == "RUNNING"
+        and t.user_attrs.get(OWNER, "").endswith(f":{machine.pid}")
+        and RUN_ID in t.user_attrs
+        for t in trials(storage, name)
+    )
+
+
 def wait_until(condition, what: str, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
@@ -129,16 +139,8 @@ def test_three_machines_one_lost_mid_trial(servers, sweep_env, tmp_path: Path) -
     machines = [start(sweep_env, path, storage, tracking) for _ in range(3)]
     victim = machines[0]
 
-    def victim_mid_trial() -> bool:
-        return any(
-            t.state.name == "RUNNING"
-            and t.user_attrs.get(OWNER, "").endswith(f":{victim.pid}")
-            and RUN_ID in t.user_attrs
-            for t in trials(storage, "lost")
-        )
-
     try:
-        wait_until(victim_mid_trial, "the first machine to be mid-trial")
+        wait_until(lambda: mid_trial(storage, "lost", victim), "the first machine mid-trial")
         os.killpg(victim.pid, signal.SIGKILL)  # the machine is gone: coordinator and worker
         victim.wait(timeout=30)
     finally:
@@ -186,15 +188,7 @@ def test_a_machine_frozen_past_the_grace_period_loses_its_trial_not_a_result(
     machines = [start(sweep_env, path, storage, tracking) for _ in range(2)]
     sleeper = machines[0]
     try:
-        wait_until(
-            lambda: any(
-                t.state.name == "RUNNING"
-                and t.user_attrs.get(OWNER, "").endswith(f":{sleeper.pid}")
-                and RUN_ID in t.user_attrs
-                for t in trials(storage, "frozen")
-            ),
-            "the first machine to be mid-trial",
-        )
+        wait_until(lambda: mid_trial(storage, "frozen", sleeper), "the first machine mid-trial")
         os.killpg(sleeper.pid, signal.SIGSTOP)  # no heartbeat, no progress
         time.sleep(5 * int(HEARTBEAT) + 3)  # well past the grace period (3 heartbeats)
         os.killpg(sleeper.pid, signal.SIGCONT)
