@@ -1,0 +1,148 @@
+"""Slow scientific checks (``nox -s science`` / ``pytest -m slow``; CI runs them too).
+
+Each test runs the real ``rnnlab sweep`` on a replication profile from
+``experiments/replications/`` (reduced with ``--set`` to the part the claim needs), in its own
+folder with its own Optuna journal and MLflow sqlite store, reads the sweep back with
+``docs/make_results.py``'s reader, and asserts a finding of the literature for every seed.
+
+The tolerances below are the criteria of docs/results.md, where "Why these tolerances" justifies
+them; they come from the papers' claims, not from our measurements:
+
+- adding problem, T=100 (Arjovsky et al. 2016): the tanh RNN's final val MSE stays above 0.12
+  (the always-1 baseline is 1/6) while the LSTM's falls below 0.05, seed by seed;
+- the tanh RNN's log10 ||dL/dh_1|| / ||dL/dh_T|| at the end of training is at least 3 orders of
+  magnitude below the LSTM's, seed by seed;
+- gradient clipping (Pascanu et al. 2013): at the profile's highest learning rate some unclipped
+  seed diverges (NaN/Inf) and no clipped seed does;
+- batch-norm (Cooijmans et al. 2016): at initialisation gamma=0.1 gives a flatter gradient-flow
+  curve (smaller |log10 ratio|) than gamma=1.0, seed by seed.
+
+The batch-norm test is an expected failure (``xfail(strict=True)``): rnnlab measures the opposite
+(docs/results.md, section 5); if a change makes it hold, the strict xfail reports it. About 2.5
+minutes on an idle 2-core machine (measured; longer on a busy one), most of it the adding sweep's
+three LSTM runs. Two fast tests (not marked slow) check that every profile is a valid sweep and
+the copy baseline's formula.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ROOT / "experiments" / "replications"
+
+AT_BASELINE = 0.12  # tanh RNN: final val MSE above this (the baseline is 1/6 = 0.167)
+SOLVED = 0.05  # LSTM: final val MSE below this
+RATIO_GAP = 3.0  # orders of magnitude between the two log10 ratios
+
+
+@pytest.fixture(scope="module")
+def results() -> types.ModuleType:
+    """docs/make_results.py, whose reader and figures the results page uses."""
+    spec = importlib.util.spec_from_file_location("make_results", ROOT / "docs" / "make_results.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def sweep_profile(
+    rnnlab_sweep: Callable[..., Any], tmp_path: Path, results: types.ModuleType
+) -> Callable[..., Any]:
+    """Run ``rnnlab sweep`` on a profile with ``--set`` overrides and read it back."""
+
+    def run(stem: str, *overrides: str) -> Any:
+        text = (PROFILES / f"{stem}.yaml").read_text()
+        args = [part for override in overrides for part in ("--set", override)]
+        outcome = rnnlab_sweep(text, *args)
+        assert outcome.exit_code == 0, outcome.output
+        sweep = results.load(yaml.safe_load(text)["name"], str(tmp_path / "rnnlab-optuna.journal"))
+        assert sweep is not None and len(sweep.trials) == sweep.total, outcome.output
+        for trial in sweep.trials:
+            print(stem, trial.labels, f"s{trial.seed}", trial.outcome, trial.metrics)
+        return sweep
+
+    return run
+
+
+def profile(stem: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((PROFILES / f"{stem}.yaml").read_text())
+    return data
+
+
+@pytest.mark.slow
+def test_adding_t100_lstm_solves_it_and_the_tanh_rnn_stays_at_the_baseline(sweep_profile) -> None:
+    sweep = sweep_profile(
+        "adding", "sweep.space={cell: [{name: rnn}, {name: lstm}], dataset.seq_len: [100]}"
+    )
+    rnn = {t.seed: t for t in sweep.pick(cell="rnn", T="100")}
+    lstm = {t.seed: t for t in sweep.pick(cell="lstm", T="100")}
+    seeds = profile("adding")["sweep"]["seeds"]
+    assert sorted(rnn) == sorted(lstm) == seeds
+    for seed in seeds:
+        assert rnn[seed].outcome == lstm[seed].outcome == "completed"
+        assert rnn[seed].loss > AT_BASELINE, f"tanh RNN left the baseline, seed {seed}"
+        assert lstm[seed].loss < SOLVED, f"LSTM did not solve T=100, seed {seed}"
+        # log10 ||dL/dh_1|| / ||dL/dh_T|| at the last probe: vanishing for the tanh RNN only
+        assert rnn[seed].ratio <= lstm[seed].ratio - RATIO_GAP, f"seed {seed}"
+
+
+@pytest.mark.slow
+def test_clipping_removes_divergence_at_the_highest_learning_rate(sweep_profile, results) -> None:
+    space = profile("clipping")["sweep"]["space"]
+    top = max(space["train.lr"])
+    clips = yaml.safe_dump(space["remedies"], default_flow_style=True).strip()
+    sweep = sweep_profile("clipping", f"sweep.space={{train.lr: [{top}], remedies: {clips}}}")
+    unclipped = sweep.pick(remedies="none")
+    assert unclipped and results.divergence_rate(unclipped) > 0  # high lr diverges without it
+    for clip in sweep.values("remedies"):
+        if clip != "none":
+            clipped = sweep.pick(remedies=clip)
+            assert clipped and results.divergence_rate(clipped) == 0, clip
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="not reproduced by rnnlab's batchnorm (both terms normalised): gamma=1.0 gives the "
+    "flatter curve for the tanh RNN; docs/results.md, section 5, shows why",
+)
+def test_batchnorm_small_gamma_keeps_the_initial_gradient_flatter(sweep_profile, results) -> None:
+    sweep = sweep_profile(
+        "gradflow",
+        "sweep.space={cell: [{name: rnn}], remedies: [[{name: batchnorm, gamma: 0.1}], "
+        "[{name: batchnorm, gamma: 1.0}]]}",
+    )
+    small = results.init_ratios(sweep, "rnn", "0.1")
+    large = results.init_ratios(sweep, "rnn", "1.0")
+    assert sorted(small) == sorted(large) == profile("gradflow")["sweep"]["seeds"]
+    for seed in small:
+        assert abs(small[seed]) < abs(large[seed]), f"seed {seed}: {small[seed]} vs {large[seed]}"
+
+
+@pytest.mark.parametrize("path", sorted(PROFILES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_profile_is_a_valid_sweep_named_after_its_file(registry, results, path: Path) -> None:
+    from rnnlab.sweepconfig import load_sweep
+
+    plan = load_sweep(path, registry)
+    stem = path.name.removesuffix(".yaml")
+    assert plan.name == "replication-" + stem.replace(".paper", "-paper")
+    assert plan.grid and plan.total > 0
+    assert stem.removesuffix(".paper") in results.STEMS
+    assert (PROFILES / f"{stem.removesuffix('.paper')}.paper.yaml").exists()  # both profiles
+
+
+def test_copy_baseline_matches_the_paper(results) -> None:
+    quoted = {100: 0.1733, 200: 0.0945, 300: 0.0650, 500: 0.0400, 1000: 0.0204}  # REFERENCES.md
+    for T, value in quoted.items():
+        assert results.copy_baseline(T) == pytest.approx(value, abs=5e-5)
