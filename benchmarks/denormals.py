@@ -127,7 +127,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         Row(
             case="this CPU's penalty on denormal inputs, not flushed (mul / matmul / tanh)",
             value=max(penalty_off.values()),
-            unit="x (worst op)",
+            unit="x (the worst op)",
             extra={"per_op": penalty_off, "flushed_process": first_on["penalty"]},
         ),
         Row(
@@ -144,7 +144,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             },
         ),
         Row(
-            case=f"{case}: steps whose ||dL/dh_t|| underflowed (grad/underflow), flushed",
+            case=f"{case}: steps whose dL/dh_t norm underflowed (grad/underflow), flushed",
             value=first_on["probe_underflow"] * 100,
             unit="%",
             baseline=first_off["probe_underflow"] * 100,

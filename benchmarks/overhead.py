@@ -121,7 +121,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     else:
         cases = [(c, t) for t in (100, 500) for c in ("rnn", "lstm", "gru")]
         sizes = {"hidden": 128, "batch": 64}
-        reps, steps = 3, {100: 40, 500: 14}
+        reps, steps = 5, {100: 40, 500: 14}
     rows: list[Row] = []
     for cell, seq_len in cases:
         config = {"steps": steps[seq_len], **sizes}
@@ -141,6 +141,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 extra={
                     "steps_per_rep": steps[seq_len] - 2,
                     "control_ratio": paired_ratio(found["control"], found["theirs"]),
+                    "per_run_s": found,
                 },
             )
         )

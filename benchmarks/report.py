@@ -18,8 +18,9 @@ sizes, `--only NAME ...` for some of them). Each benchmark writes `benchmarks/re
 with every repetition; this page is generated from those files.
 
 Timings are ratios against a baseline measured in the same run, the repetitions interleaved
-(A, B, A, B, ...) and summarised by medians. Ratios under about 1.15 are within this kind of
-machine's noise (shared/MEASURED.md); a miss that close to its target is a hint, not a verdict.
+(A, B, A, B, ...), each case in a fresh process, summarised by medians. The A/A controls of the
+overhead and fused benchmarks (the baseline against an identical copy of itself) show this
+machine's noise floor, a few percent; a miss within that of its target is a hint, not a verdict.
 """
 
 
@@ -38,6 +39,11 @@ def verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("pass" if ok else "**miss**")
 
 
+def cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return text.replace("|", "\\|")
+
+
 def table(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = [
         "| case | measured | baseline | ratio | target | result |",
@@ -51,7 +57,8 @@ def table(rows: Sequence[dict[str, Any]]) -> list[str]:
             baseline = f"{fmt(row['baseline'])} {unit} ({row['baseline_label']})"
         ratio = f"{row['ratio']:.3f}x" if row.get("ratio") is not None else "-"
         lines.append(
-            f"| {row['case']} | {measured} | {baseline} | {ratio} | {row['target'] or '-'} "
+            f"| {cell(row['case'])} | {cell(measured)} | {cell(baseline)} | {ratio} "
+            f"| {cell(row['target'] or '-')} "
             f"| {verdict(row['ok'])} |"
         )
     return lines
