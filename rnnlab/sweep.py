@@ -27,7 +27,7 @@ from typing import Any
 from rnnlab import parentrun, summary
 from rnnlab.study import OWNER, RUN_ID, SweepStudy, Task
 from rnnlab.sweepconfig import SweepPlan
-from rnnlab.tracking import MlflowTracker
+from rnnlab.tracking import MlflowTracker, running_runs
 from rnnlab.workers import Slot, Worker
 
 TAKEN = (
@@ -374,7 +374,12 @@ class Sweep:
         for trial in stale:
             owner = trial.user_attrs.get(OWNER, "?")
             reason = f"its coordinator {owner} stopped (killed or lost); the trial runs again"
-            self._close_run(trial.user_attrs.get(RUN_ID), "failed", "FAILED", reason)
+            run_ids = [trial.user_attrs[RUN_ID]] if RUN_ID in trial.user_attrs else []
+            if not run_ids:  # killed between creating the run and noting its id on the trial
+                tags = {"rnnlab.sweep": self.study.name, "rnnlab.trial": str(trial.number)}
+                run_ids = running_runs(self.tracking_uri, self.plan.name, tags)
+            for run_id in run_ids:
+                self._close_run(run_id, "failed", "FAILED", reason)
 
     def _check_others(self) -> None:
         """Every few seconds: fail and re-queue the trials of dead coordinators, and take the

@@ -206,3 +206,20 @@ class MlflowTracker:
         if uri.startswith(("http://", "https://")):
             return f"{uri.rstrip('/')}/{path}"
         return f"run `mlflow ui --backend-store-uri {uri}` and open http://127.0.0.1:5000/{path}"
+
+
+def running_runs(tracking_uri: str | None, experiment: str, tags: dict[str, str]) -> list[str]:
+    """The ids of the RUNNING runs of ``experiment`` that carry all of ``tags``.
+
+    A coordinator killed between creating a trial's run and recording its id on the trial
+    leaves a run nobody knows by id; its tags still name it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = client.search_runs(
+        [found.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000
+    )
+    return [r.info.run_id for r in runs if all(r.data.tags.get(k) == v for k, v in tags.items())]

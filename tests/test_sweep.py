@@ -255,6 +255,42 @@ def test_sigkill_mid_trial_then_rerun_completes_exactly_once(sweep_env, tmp_path
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # the resume reused it
 
 
+DIE_BEFORE_NOTING_THE_RUN = """\
+import os
+from rnnlab import study
+from rnnlab.cli import main
+
+def note(self, task, key, value):  # killed after MLflow created the run, before the trial knew it
+    if key == study.RUN_ID:
+        os._exit(9)
+
+study.SweepStudy.note = note
+main()
+"""
+
+
+def test_a_run_created_just_before_the_kill_is_closed_by_the_rerun(sweep_env, tmp_path) -> None:
+    path = write(tmp_path, "workers: 1\nseeds: [0, 1]\n")
+    dying = subprocess.run(
+        [sys.executable, "-c", DIE_BEFORE_NOTING_THE_RUN, "sweep", str(path)],
+        cwd=tmp_path,
+        env={**os.environ, **sweep_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dying.returncode == 9, dying.stdout + dying.stderr
+    (orphan,) = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    assert orphan.info.status == "RUNNING"
+    rerun = _start(sweep_env, ["sweep", str(path)], tmp_path)
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output
+    assert_exactly_once(tmp_path, "sw", 2)
+    closed = MlflowClient().get_run(orphan.info.run_id)
+    assert closed.info.status == "FAILED"
+    assert "coordinator" in closed.data.tags["rnnlab.reason"]
+
+
 def test_ctrl_c_stops_cleanly_and_a_sampler_reaches_its_total(sweep_env, tmp_path) -> None:
     path = write(
         tmp_path,
