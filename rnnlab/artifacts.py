@@ -74,7 +74,7 @@ def write(
     )
     remedies = "+".join(r.name for r in run.remedies) or "no remedy"
     title = f"{run.cell.name} ({remedies}) on {run.dataset.name}, seed {run.config.seed}"
-    if flow.size:
+    if flow.size and run.config.train.plots:
         plots.flow_heatmap(recorder.steps, flow, out / "gradient_flow.png", title)
         plots.flow_curves(recorder.steps, flow, out / "gradient_flow_curves.png", title)
     summary = {

@@ -68,6 +68,11 @@ class TrainConfig(_Strict):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (default: torch's)")
     flush_denormal: bool = Field(True, description="flush denormal floats on CPU (much faster)")
+    plots: bool = Field(
+        True,
+        description="draw gradient_flow.png and gradient_flow_curves.png for the run (~0.3 s); "
+        "false keeps gradient_flow.npz only (rnnlab report draws from it either way)",
+    )
 
     @field_validator("device")
     @classmethod

@@ -1,8 +1,11 @@
 """Where runs are recorded: the Tracker protocol, MLflow's implementation and a null one.
 
 MLflow is used through ``MlflowClient`` so that runs never depend on a process-global active run
-(sweeps log several runs from one process). Scalars are buffered and written with ``log_batch``
-asynchronously; arrays go in artifacts (MEASURED.md: one log_metric call costs ~12 ms on sqlite).
+(sweeps log several runs from one process). Scalars and tags are buffered and written with one
+synchronous ``log_batch`` per 1000 values and at the end; arrays go in artifacts (MEASURED.md: one
+log_metric call costs ~12 ms on sqlite). Synchronous on purpose: an asynchronous ``log_batch``
+starts MLflow's logging thread, and ending the run then waits ~1 s for it to wake up and stop
+(benchmarks/tracking.py), more than the writes it hid.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
 MAX_PARAMS = 100  # and on params per call
+_EXPERIMENTS: dict[tuple[str, str], str] = {}  # (tracking URI, experiment name) -> its id
 
 
 class Tracker(Protocol):
@@ -90,7 +94,7 @@ class MlflowTracker:
     Args:
         tracking_uri: overrides the environment / MLflow default.
         parent_run_id: nest the run under this one (sweeps).
-        flush_every: buffered metric values before an asynchronous ``log_batch``.
+        flush_every: buffered metric values before a ``log_batch``.
     """
 
     def __init__(
@@ -112,7 +116,7 @@ class MlflowTracker:
         self.keeps_artifacts = True
         self.experiment_id: str | None = None
         self._buffer: list[Any] = []
-        self._pending: list[Any] = []
+        self._tags: dict[str, str] = {}  # written with the next batch of metrics, or at finish
 
     @property
     def client(self) -> MlflowClient:
@@ -123,6 +127,12 @@ class MlflowTracker:
         return self._client
 
     def _experiment(self, name: str) -> str:
+        key = (self.tracking_uri, name)
+        if key not in _EXPERIMENTS:  # one lookup per process, not one per run
+            _EXPERIMENTS[key] = self._find_or_create(name)
+        return _EXPERIMENTS[key]
+
+    def _find_or_create(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return str(found.experiment_id)
@@ -138,12 +148,17 @@ class MlflowTracker:
         self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str]
     ) -> None:
         from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
 
-        self.experiment_id = self._experiment(experiment)
         all_tags = dict(tags)
         if self.parent_run_id:
             all_tags["mlflow.parentRunId"] = self.parent_run_id
-        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
+        self.experiment_id = self._experiment(experiment)
+        try:
+            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
+        except MlflowException:  # forget a remembered experiment that was deleted meanwhile
+            _EXPERIMENTS.pop((self.tracking_uri, experiment), None)
+            raise
         self.run_id = run.info.run_id
         items = [Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), MAX_PARAMS):
@@ -170,19 +185,21 @@ class MlflowTracker:
         if len(self._buffer) >= self.flush_every:
             self._flush()
 
-    def _flush(self, synchronous: bool = False) -> None:
-        assert self.run_id is not None
-        while self._buffer:
-            chunk, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
-            operation = self.client.log_batch(self.run_id, metrics=chunk, synchronous=synchronous)
-            if not synchronous:
-                self._pending.append(operation)
-
-    def set_tags(self, tags: dict[str, str]) -> None:
+    def _flush(self) -> None:
         from mlflow.entities import RunTag
 
         assert self.run_id is not None
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        tags = [RunTag(k, v) for k, v in self._tags.items()]
+        self._tags.clear()
+        while self._buffer or tags:
+            chunk, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
+            self.client.log_batch(self.run_id, metrics=chunk, tags=tags, synchronous=True)
+            tags = []
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Tags are written with the next batch of metrics, or at :meth:`finish` at the latest."""
+        assert self.run_id is not None
+        self._tags.update(tags)
 
     def log_artifacts(self, folder: Path) -> None:
         assert self.run_id is not None
@@ -191,13 +208,7 @@ class MlflowTracker:
     def finish(self, status: str) -> None:
         if self.run_id is None:
             return
-        for operation in self._pending:
-            if operation is not None:
-                operation.wait()
-        self._pending.clear()
-        # the rest at once: handing it to MLflow's logging thread and waiting for it took ~1 s
-        # more per run on sqlite than writing it (benchmarks/tracking.py)
-        self._flush(synchronous=True)
+        self._flush()
         self.client.set_terminated(self.run_id, status=status)
 
     def describe(self) -> str:

@@ -144,15 +144,25 @@ def _layer_key(prefix: str, layer: int, layers: int) -> str:
 
 
 def probe_metrics(
-    model: SequenceModel, summaries: list[FlowSummary], names: list[str], norms: Sequence[Tensor]
+    summaries: list[FlowSummary], names: list[str], norms: Sequence[Tensor]
 ) -> dict[str, float]:
-    """Flow summaries, per-parameter gradient norms and recurrent-weight norms (probe steps)."""
+    """Flow summaries and per-parameter gradient norms (probed steps)."""
     layers = len(summaries)
     metrics: dict[str, float] = {}
     for layer, summary in enumerate(summaries):
         metrics.update(summary.as_metrics(suffix="" if layer == layers - 1 else f"/layer{layer}"))
     for name, norm in zip(names, norms, strict=True):
         metrics[f"grad/param/{name}"] = float(norm)
+    return metrics
+
+
+def weight_metrics(model: SequenceModel) -> dict[str, float]:
+    """Spectral norm (and radius, when square) of every layer's recurrent weight.
+
+    Taken with each evaluation, not on probed steps: they describe the weights, need no probe,
+    and the eigenvalues cost as much as the probes on a small rnn step (benchmarks/probing.py)."""
+    layers = len(model.cells)
+    metrics: dict[str, float] = {}
     with torch.no_grad():
         for layer, cell in enumerate(model.cells):
             weight = cell.recurrent_weight()  # type: ignore[operator]
@@ -238,7 +248,7 @@ def train(
     interval = _Means()
     try:
         last.update(evaluate(model, dataset, "val", max(t.batch_size, 256), device))
-        tracker.log_metrics(last, step=0)
+        tracker.log_metrics({**last, **weight_metrics(model)}, step=0)
         started = time.perf_counter()  # steps/s counts training only
         batches = dataset.batches("train", t.batch_size)
         for step in range(t.steps):
@@ -272,7 +282,7 @@ def train(
             metrics: dict[str, float] = {}
             if probing:  # before the update, like every other gradient metric of this step
                 summaries = recorder.record(step, probes)
-                metrics.update(probe_metrics(model, summaries, names, norms))
+                metrics.update(probe_metrics(summaries, names, norms))
                 last.update(summaries[-1].as_metrics())  # the top layer's, for the summary
             step_metrics = {"train/loss": loss_value, "grad/global_norm": grad_norm}
             step_metrics.update(term_metrics)
@@ -295,7 +305,7 @@ def train(
             if done % t.eval_every == 0 or done == t.steps:
                 scores = evaluate(model, dataset, "val", max(t.batch_size, 256), device)
                 last.update(scores)
-                tracker.log_metrics(scores, step=done)
+                tracker.log_metrics({**scores, **weight_metrics(model)}, step=done)
                 if should_stop is not None and should_stop(done, scores):
                     result = RunResult("pruned", done, message=f"pruned at step {done}")
                     break

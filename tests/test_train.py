@@ -34,6 +34,7 @@ def test_completed_run_records_every_metric(write_config, registry) -> None:
     h = tracker.history
     assert [s for s, _ in h["val/loss"]] == [0, 3, 6]  # before training, every 3 steps, the end
     assert [s for s, _ in h["grad/log10_ratio"]] == [0, 2, 4, 5]  # every 2 steps and the last
+    assert [s for s, _ in h["weights/spectral_norm"]] == [0, 3, 6]  # with every evaluation
     for key in (
         "train/loss",
         "grad/global_norm",
@@ -56,6 +57,11 @@ def test_completed_run_records_every_metric(write_config, registry) -> None:
         "gradient_flow_curves.png",
         "summary.json",
     }
+
+
+def test_plots_false_keeps_the_curves_and_draws_no_figures(write_config, registry) -> None:
+    _, tracker = _run(write_config, registry, overrides=["train.plots=false"])
+    assert set(tracker.artifacts) == {"config.yaml", "gradient_flow.npz", "summary.json"}
 
 
 def test_same_seed_same_metrics_other_seed_differs(write_config, registry) -> None:
@@ -234,3 +240,19 @@ def test_a_loss_term_trains_but_the_probes_measure_the_task_alone(write_config) 
     assert tracker.history["grad/global_norm"][0][1] > 2 * light.history["grad/global_norm"][0][1]
     assert tracker.history["train/loss"][-1] != light.history["train/loss"][-1]
     assert "penalty/value" not in plain_tracker.history and plain.outcome == "completed"
+
+
+def test_the_tracker_batches_metrics_and_tags_and_writes_them_all(mlflow_uri) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    first = MlflowTracker(flush_every=100)
+    first.start("batched", "one", {"rnnlab.outcome": "running"}, {"a": "1"})
+    for step in range(250):  # two batches mid-run, the rest at finish
+        first.log_metrics({"x": float(step)}, step)
+    first.set_tags({"rnnlab.outcome": "completed"})
+    assert client.get_run(first.run_id).data.tags["rnnlab.outcome"] == "running"  # not yet
+    first.finish("FINISHED")
+    stored = client.get_run(first.run_id)
+    assert stored.data.tags["rnnlab.outcome"] == "completed" and stored.info.status == "FINISHED"
+    assert [m.value for m in client.get_metric_history(first.run_id, "x")] == list(range(250))
