@@ -291,12 +291,13 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     from rnnlab import console
     from rnnlab.plugins import env_flag, make_plugin_manager
 
+    strict = bool(ctx.find_root().params.get("strict_plugins")) or env_flag("RNNLAB_STRICT_PLUGINS")
     plugins = make_plugin_manager(strict=False)  # list everything, broken plugins included
     plugin_commands(plugins, cli)  # records command errors too
+    if strict:  # check every lazy reference too (imports them); plain listing imports none
+        plugins.registry().resolve_all()
     console.show_plugins(plugins, as_json)
-    plugins.strict = bool(ctx.find_root().params.get("strict_plugins")) or env_flag(
-        "RNNLAB_STRICT_PLUGINS"
-    )
+    plugins.strict = strict
     plugins.raise_if_strict()  # strict: exit 2 once the listing is out
 
 

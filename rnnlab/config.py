@@ -268,11 +268,15 @@ def _check_device(source: Source, device: str) -> None:
 
 
 def _cells_supporting(registry: Registry, remedy_cls: Any) -> list[str]:
-    return [
-        n
-        for n in registry.names("cell")
-        if remedy_cls.requires <= getattr(registry.get("cell", n), "capabilities", frozenset())
-    ]
+    fits = []
+    for name in registry.names("cell"):
+        try:
+            cls = registry.get("cell", name)
+        except ConfigError:  # a plugin's broken lazy reference: not a suggestion
+            continue
+        if remedy_cls.requires <= getattr(cls, "capabilities", frozenset()):
+            fits.append(name)
+    return fits
 
 
 def load_run_config(

@@ -9,15 +9,18 @@ import pluggy
 
 hookspec = pluggy.HookspecMarker("rnnlab")
 
-Register = Callable[[str, type], None]
+Register = Callable[[str, type | str], None]
+"""``register(name, cls_or_ref)``: a class, or a lazy ``"package.module:ClassName"`` reference
+to it that rnnlab imports on first use (so listing plugins stays cheap)."""
 
 
 @hookspec
 def register_cells(register: Register) -> None:
     """Register recurrent cells.
 
-    :param register: call ``register(name, cls)`` once per cell; ``cls`` subclasses
-        :class:`rnnlab.Cell` and has a nested ``Params`` model.
+    :param register: call ``register(name, cls)`` once per cell; ``cls`` is a subclass of
+        :class:`rnnlab.Cell` with a nested ``Params`` model, or a ``"package.module:ClassName"``
+        string naming one, imported only when the cell is first used.
     :return: nothing; return values are ignored.
 
     .. versionadded:: 0.1
@@ -28,8 +31,9 @@ def register_cells(register: Register) -> None:
 def register_datasets(register: Register) -> None:
     """Register datasets (tasks).
 
-    :param register: call ``register(name, cls)`` once per dataset; ``cls`` subclasses
-        :class:`rnnlab.Dataset` and has a nested ``Params`` model.
+    :param register: call ``register(name, cls)`` once per dataset; ``cls`` is a subclass of
+        :class:`rnnlab.Dataset` with a nested ``Params`` model, or a ``"package.module:ClassName"``
+        string naming one, imported only when the dataset is first used.
     :return: nothing; return values are ignored.
 
     .. versionadded:: 0.1
@@ -40,8 +44,9 @@ def register_datasets(register: Register) -> None:
 def register_remedies(register: Register) -> None:
     """Register remedies for vanishing or exploding gradients.
 
-    :param register: call ``register(name, cls)`` once per remedy; ``cls`` subclasses
-        :class:`rnnlab.Remedy` and has a nested ``Params`` model.
+    :param register: call ``register(name, cls)`` once per remedy; ``cls`` is a subclass of
+        :class:`rnnlab.Remedy` with a nested ``Params`` model, or a ``"package.module:ClassName"``
+        string naming one, imported only when the remedy is first used.
     :return: nothing; return values are ignored.
 
     .. versionadded:: 0.1

@@ -11,7 +11,9 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import importlib
 import os
 import re
 import sys
@@ -57,12 +59,80 @@ class PluginInfo:
         return f"plugin '{self.name}' ({dist})"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Registration:
+    """One registered name: its class, or a lazy ``"module:Qualname"`` reference to the class
+    that :attr:`cls` imports and checks on first use (listing names imports nothing)."""
+
     kind: str
     name: str
-    cls: type
+    target: type | str
     plugin: PluginInfo
+    log: Callable[[str], None] = field(default=lambda message: None, repr=False)
+    problem: str | None = None  # why the reference failed to load, once it has been tried
+    _loaded: type | None = field(default=None, init=False, repr=False)
+
+    @property
+    def cls(self) -> type:
+        """The class; a :class:`ConfigError` naming the plugin when its reference is broken."""
+        if isinstance(self.target, type):
+            return self.target
+        if self._loaded is None and self.problem is None:
+            self._load(self.target)
+        if self._loaded is None:
+            raise ConfigError(
+                f"{self.kind} {self.name!r} of {self.plugin.describe()} cannot be loaded from "
+                f"{self.target!r}: {self.problem}. The reference must name an "
+                f"rnnlab.{_BASES[self.kind]} subclass: fix it in the plugin, upgrade or "
+                f"uninstall the plugin, or leave it out with RNNLAB_LOAD_PLUGINS"
+            )
+        return self._loaded
+
+    def _load(self, ref: str) -> None:
+        self.log(f"import {self.kind} {self.name!r} from {ref!r}")
+        module, _, qualname = ref.partition(":")
+        try:
+            found: Any = importlib.import_module(module)
+            for attribute in qualname.split("."):
+                found = getattr(found, attribute)
+        except Exception as exc:  # whatever the module raises is the plugin's problem
+            self.problem = f"{type(exc).__name__}: {exc}"
+        else:
+            self.problem = _class_problem(self.kind, found)
+        if self.problem is None:
+            self._loaded = found
+            return
+        self.plugin.errors.append(
+            f"registered {self.kind} {self.name!r} as {ref!r} badly: {self.problem}"
+        )
+        self.plugin.registered[self.kind].remove(self.name)  # unlisted, like a bad class
+        self.log(f"  failed: {self.problem}")
+
+
+def _reference_problem(ref: str) -> str | None:
+    """Why ``ref`` is not a ``"package.module:ClassName"`` reference (None if it is one)."""
+    module, colon, qualname = ref.partition(":")
+    parts = [*module.split("."), *qualname.split(".")]
+    if colon and all(part.isidentifier() for part in parts):
+        return None
+    return f"a lazy reference is 'package.module:ClassName', got {ref!r}"
+
+
+def _class_problem(kind: str, cls: object) -> str | None:
+    """Why ``cls`` cannot be registered as a ``kind`` (None if it can)."""
+    from pydantic import BaseModel
+
+    from rnnlab import base  # torch: only once a class is registered or a reference loaded
+
+    expected: type = getattr(base, _BASES[kind])
+    if not isinstance(cls, type) or not issubclass(cls, expected):
+        return f"expected a subclass of rnnlab.{expected.__name__}, got {cls!r}"
+    params = getattr(cls, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        return f"{cls.__name__}.Params must be a pydantic model (subclass rnnlab.Params)"
+    if params.model_config.get("extra") != "forbid":
+        return f"{cls.__name__}.Params must reject unknown keys (subclass rnnlab.Params)"
+    return None
 
 
 class Plugins:
@@ -161,6 +231,8 @@ class Plugins:
     def registry(self) -> Registry:
         if self._registry is None:
             self._registry = Registry(self)
+            if self.strict:  # any plugin error is fatal, a broken lazy reference too
+                self._registry.resolve_all()
             self.raise_if_strict()
         return self._registry
 
@@ -182,12 +254,13 @@ class Plugins:
 
 
 class Registry:
-    """Every registered cell, dataset and remedy class, by kind and name."""
+    """Every registered cell, dataset and remedy, by kind and name.
+
+    Building it calls the registration hooks; a class registered as a lazy reference is imported
+    only when :meth:`get` (or :meth:`resolve_all`) asks for it.
+    """
 
     def __init__(self, plugins: Plugins) -> None:
-        from rnnlab import base  # torch: only when something asks for the classes
-
-        self._bases: dict[str, type] = {k: getattr(base, v) for k, v in _BASES.items()}
         self.entries: dict[str, dict[str, Registration]] = {k: {} for k in KINDS}
         self.clashes: dict[tuple[str, str], list[PluginInfo]] = {}
         for kind, hook in KINDS.items():
@@ -199,9 +272,10 @@ class Registry:
 
     def _registrar(
         self, kind: str, info: PluginInfo, log: Callable[[str], None]
-    ) -> Callable[[str, type], None]:
-        def register(name: str, cls: type) -> None:
-            log(f"  register({name!r}, {getattr(cls, '__qualname__', cls)!r}) as a {kind}")
+    ) -> Callable[[str, type | str], None]:
+        def register(name: str, cls: type | str) -> None:
+            shown = cls if isinstance(cls, str) else getattr(cls, "__qualname__", cls)
+            log(f"  register({name!r}, {shown!r}) as a {kind}")
             problem = self._check(kind, name, cls)
             if problem:
                 info.errors.append(f"registered {kind} {name!r} badly: {problem}")
@@ -219,34 +293,37 @@ class Registry:
                 for owner in owners:
                     owner.errors.append(f"{kind} {name!r} is registered by both {names}")
                 return
-            self.entries[kind][name] = Registration(kind, name, cls, info)
+            self.entries[kind][name] = Registration(kind, name, cls, info, log)
             info.registered.setdefault(kind, []).append(name)
 
         return register
 
-    def _check(self, kind: str, name: str, cls: object) -> str | None:
-        from pydantic import BaseModel
-
+    @staticmethod
+    def _check(kind: str, name: str, cls: object) -> str | None:
         if not isinstance(name, str) or not _NAME.match(name):
             return f"names are lowercase words like 'my_cell', got {name!r}"
-        base = self._bases[kind]
-        if not isinstance(cls, type) or not issubclass(cls, base):
-            return f"expected a subclass of rnnlab.{base.__name__}, got {cls!r}"
-        params = getattr(cls, "Params", None)
-        if not (isinstance(params, type) and issubclass(params, BaseModel)):
-            return f"{cls.__name__}.Params must be a pydantic model (subclass rnnlab.Params)"
-        if params.model_config.get("extra") != "forbid":
-            return f"{cls.__name__}.Params must reject unknown keys (subclass rnnlab.Params)"
-        return None
+        if isinstance(cls, str):  # checked when it is loaded: checking imports it
+            return _reference_problem(cls)
+        return _class_problem(kind, cls)
+
+    def resolve_all(self) -> None:
+        """Load every lazy reference now; a failure is recorded on its plugin, never raised.
+        Strict mode does this so that a broken reference fails before anything runs."""
+        for kind, entries in self.entries.items():
+            for name in entries:
+                with contextlib.suppress(ConfigError):
+                    self.get(kind, name)
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self.entries[kind])
+        """The registered names of ``kind``, sorted, less those that failed to load (imports
+        nothing)."""
+        return sorted(n for n, e in self.entries[kind].items() if e.problem is None)
 
     def get(self, kind: str, name: str) -> type:
         """The class registered as ``name``; a :class:`ConfigError` with the fix otherwise."""
         entry = self.entries[kind].get(name)
         if entry is not None:
-            return entry.cls
+            return entry.cls  # a lazy reference is imported and checked here
         owners = self.clashes.get((kind, name))
         if owners:
             names = " and ".join(o.describe() for o in owners)

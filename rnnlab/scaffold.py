@@ -87,8 +87,9 @@ known-first-party = ["${package}"]
 INIT = '''\
 """${distribution}: adds the ${kind} '${plugin_name}' to rnnlab.
 
-rnnlab imports this module at every start (``rnnlab --help`` included): keep it cheap. The class,
-and torch with it, is imported inside the hook, only when rnnlab asks for ${kind_plural}.
+rnnlab imports this module at every start (``rnnlab --help`` included): keep it cheap. The hook
+registers a lazy reference, "module:Class": the class, and torch with it, is imported only when a
+run asks for the ${kind} (``rnnlab plugins`` lists it without importing it).
 """
 
 import rnnlab
@@ -96,10 +97,8 @@ import rnnlab
 
 @rnnlab.hookimpl
 def ${hook}(register):
-    from ${package}.${module} import ${class_name}
-
     # the name configs use, as in ${usage}
-    register("${plugin_name}", ${class_name})
+    register("${plugin_name}", "${package}.${module}:${class_name}")
 '''
 
 CELL = '''\

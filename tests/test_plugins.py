@@ -149,12 +149,13 @@ def test_unknown_name_suggests_the_closest(registry) -> None:
         registry.get("cell", "lstmm")
 
 
-def test_trace_logs_loads_hook_calls_and_registrations(capsys) -> None:
-    make_plugin_manager(load=["rnnlab_remedies"], trace=True).registry()
+def test_trace_logs_loads_hook_calls_registrations_and_imports(capsys) -> None:
+    make_plugin_manager(load=["rnnlab_remedies"], trace=True).registry().get("remedy", "clip")
     err = capsys.readouterr().err
     assert "rnnlab trace: loaded plugin 'rnnlab_remedies'" in err
     assert "register_remedies(register) -> plugin 'rnnlab_remedies'" in err
-    assert "register('clip', 'GradientClipping') as a remedy" in err
+    assert "register('clip', 'rnnlab_remedies.clip:GradientClipping') as a remedy" in err
+    assert "import remedy 'clip' from 'rnnlab_remedies.clip:GradientClipping'" in err
 
 
 def test_managers_are_independent(fake_dist) -> None:

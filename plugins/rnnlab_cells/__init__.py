@@ -1,7 +1,7 @@
 """Built-in recurrent cells: rnn, lstm, gru, indrnn, simple.
 
-This module is what the ``rnnlab`` entry point loads. It stays cheap to import: the cell classes
-(and torch) are imported only when the hook is called.
+This module is what the ``rnnlab`` entry point loads. It stays cheap to import: the cells are
+registered as ``"module:Class"`` references, which rnnlab imports (with torch) on first use.
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ from rnnlab.hookspecs import Register
 
 @rnnlab.hookimpl
 def register_cells(register: Register) -> None:
-    from rnnlab_cells.indrnn import IndRNNCell
-    from rnnlab_cells.simple import SimpleRNN
-    from rnnlab_cells.twins import ElmanCell, GRUCell, LSTMCell
-
-    register("rnn", ElmanCell)
-    register("lstm", LSTMCell)
-    register("gru", GRUCell)
-    register("indrnn", IndRNNCell)
-    register("simple", SimpleRNN)
+    register("rnn", "rnnlab_cells.twins:ElmanCell")
+    register("lstm", "rnnlab_cells.twins:LSTMCell")
+    register("gru", "rnnlab_cells.twins:GRUCell")
+    register("indrnn", "rnnlab_cells.indrnn:IndRNNCell")
+    register("simple", "rnnlab_cells.simple:SimpleRNN")

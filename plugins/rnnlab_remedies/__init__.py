@@ -1,6 +1,7 @@
 """Built-in remedies: clip, relu, batchnorm, layernorm, residual, gating.
 
-This module is what the ``rnnlab`` entry point loads; the classes (and torch) load with the hook.
+This module is what the ``rnnlab`` entry point loads; the remedies are registered as
+``"module:Class"`` references, which rnnlab imports (with torch) on first use.
 """
 
 from __future__ import annotations
@@ -11,15 +12,9 @@ from rnnlab.hookspecs import Register
 
 @rnnlab.hookimpl
 def register_remedies(register: Register) -> None:
-    from rnnlab_remedies.clip import GradientClipping
-    from rnnlab_remedies.gating import Gating
-    from rnnlab_remedies.norm import BatchNormRemedy, LayerNormRemedy
-    from rnnlab_remedies.relu import IdentityReLU
-    from rnnlab_remedies.residual import Residual
-
-    register("clip", GradientClipping)
-    register("relu", IdentityReLU)
-    register("batchnorm", BatchNormRemedy)
-    register("layernorm", LayerNormRemedy)
-    register("residual", Residual)
-    register("gating", Gating)
+    register("clip", "rnnlab_remedies.clip:GradientClipping")
+    register("relu", "rnnlab_remedies.relu:IdentityReLU")
+    register("batchnorm", "rnnlab_remedies.norm:BatchNormRemedy")
+    register("layernorm", "rnnlab_remedies.norm:LayerNormRemedy")
+    register("residual", "rnnlab_remedies.residual:Residual")
+    register("gating", "rnnlab_remedies.gating:Gating")
