@@ -15,6 +15,7 @@ TORCH = os.environ.get("RNNLAB_TORCH", "torch==2.13.0")
 TYPED = ["rnnlab", "plugins/rnnlab_cells", "plugins/rnnlab_tasks", "plugins/rnnlab_remedies"]
 EXAMPLE = "tests/example_plugin"
 TYPED.append(f"{EXAMPLE}/rnnlab_example")
+TYPED += ["benchmarks", "docs/make_results.py", "docs/replication"]
 
 
 def _install(session: nox.Session) -> None:

@@ -20,13 +20,15 @@ them; they come from the papers' claims, not from our measurements:
 The batch-norm test is an expected failure (``xfail(strict=True)``): rnnlab measures the opposite
 (docs/results.md, section 5); if a change makes it hold, the strict xfail reports it. About 2.5
 minutes on an idle 2-core machine (measured; longer on a busy one), most of it the adding sweep's
-three LSTM runs. Two fast tests (not marked slow) check that every profile is a valid sweep and
-the copy baseline's formula.
+three LSTM runs. Fast tests (not marked slow) check that every profile is a valid sweep, the
+copy baseline's formula, and the pure pieces of the real-data section (docs/replication/).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import math
 import sys
 import types
 from collections.abc import Callable
@@ -53,6 +55,13 @@ def results() -> types.ModuleType:
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def realdata(results: types.ModuleType) -> types.ModuleType:
+    """docs/replication/realdata.py: the real-data section (importable once make_results.py has
+    put docs/ on sys.path)."""
+    return importlib.import_module("replication.realdata")
 
 
 @pytest.fixture
@@ -146,3 +155,35 @@ def test_copy_baseline_matches_the_paper(results) -> None:
     quoted = {100: 0.1733, 200: 0.0945, 300: 0.0650, 500: 0.0400, 1000: 0.0204}  # REFERENCES.md
     for T, value in quoted.items():
         assert results.copy_baseline(T) == pytest.approx(value, abs=5e-5)
+
+
+def test_spearman_ranks_ties_and_constants(realdata) -> None:
+    assert realdata.spearman([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
+    assert realdata.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert realdata.spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(math.sqrt(3) / 2)
+    assert math.isnan(realdata.spearman([1, 2, 3], [5, 5, 5]))
+
+
+def test_spread_shows_one_seed_as_its_value(realdata) -> None:
+    assert realdata.spread([0.12345]) == "0.123"
+    assert realdata.spread([1.0, 3.0, math.nan]) == "2 ± 1.4 (n=2)"
+    assert realdata.spread([math.nan]) == "-"
+
+
+def test_real_data_baselines_are_the_example_files_numbers(realdata) -> None:
+    """The baselines the page shows come from the task classes; experiments/*.yaml quote them."""
+    from replication.reader import planned
+
+    forecast = realdata.baseline(planned("forecast", realdata.EXAMPLES))
+    chars = realdata.baseline(planned("chars", realdata.EXAMPLES))
+    assert forecast["val/loss"] == pytest.approx(1.35, abs=0.005)  # persistence
+    assert forecast["val/nrmse"] == pytest.approx(math.sqrt(forecast["val/loss"]))
+    assert chars["val/bpc"] == pytest.approx(4.74, abs=0.05)  # unigram; varies with Python
+    assert chars["val/bpc"] == pytest.approx(chars["val/loss"] / math.log(2))
+
+
+def test_real_data_section_without_its_sweeps_says_not_run_yet(realdata, tmp_path: Path) -> None:
+    text, found = realdata.section(7, str(tmp_path / "rnnlab-optuna.journal"), None)
+    assert found == []
+    assert text.count("**Not run yet**") == len(realdata.TASKS)
+    assert "![" not in text  # no figure without measurements

@@ -1,0 +1,16 @@
+"""The replication page (docs/results.md): read the sweeps, analyse each finding, write the page.
+
+``python docs/make_results.py`` is the entry point. The modules, in the order the data flows:
+
+- :mod:`replication.reader`: a sweep's trials and metrics from its Optuna study and MLflow runs.
+- :mod:`replication.criteria`: the numbers the verdicts test (shared with the science tests).
+- :mod:`replication.parts`: small statistics, tables, :class:`~replication.parts.Finding` and the
+  rendering of its section; :mod:`replication.figures`: what the figures share.
+- one module per finding, each with its analysis, figure, notes and ``FINDING``:
+  :mod:`~replication.adding`, :mod:`~replication.copy_memory`, :mod:`~replication.digits`,
+  :mod:`~replication.clipping`, :mod:`~replication.gradflow`, :mod:`~replication.depth`.
+- :mod:`replication.realdata`: the descriptive section on the example sweeps
+  (experiments/forecast.yaml, experiments/chars.yaml): no paper claim, no verdict.
+- :mod:`replication.page`: the header, commands, summary, tolerances and cost, and
+  :func:`~replication.page.build_page`.
+"""
