@@ -23,6 +23,7 @@ from rnnlab_tasks.mnist import SequentialMNIST
 
 from rnnlab.base import Dataset, TaskKind
 from rnnlab.errors import DataError
+from rnnlab.plugins import make_plugin_manager
 
 
 def first(ds: Dataset, split: str, batch_size: int, n: int = 1) -> list[tuple[torch.Tensor, ...]]:
@@ -46,9 +47,11 @@ def assert_same_batches(a: list[tuple[torch.Tensor, ...]], b: list[tuple[torch.T
 
 
 def test_hook_registers_every_builtin_dataset() -> None:
-    found: dict[str, type] = {}
+    found: dict[str, type | str] = {}
     register_datasets(lambda name, cls: found.__setitem__(name, cls))
-    assert found == {
+    registry = make_plugin_manager(load=["rnnlab_tasks"]).registry()
+    assert set(found) == set(registry.names("dataset"))
+    assert {name: registry.get("dataset", name) for name in found} == {
         "adding": AddingProblem,
         "copy": CopyMemory,
         "digits": SequentialDigits,

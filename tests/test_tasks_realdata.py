@@ -22,6 +22,7 @@ from rnnlab_tasks.forecast import TimeSeriesForecast, mackey_glass, read_csv_col
 from rnnlab.base import Dataset
 from rnnlab.cli import cli
 from rnnlab.errors import DataError
+from rnnlab.plugins import make_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 Forecast, Chars = TimeSeriesForecast, CharLanguageModel
@@ -44,9 +45,12 @@ def ramp_csv(tmp_path: Path, n: int = 200) -> Path:
 
 
 def test_hook_registers_forecast_and_chars() -> None:
-    found: dict[str, type] = {}
+    found: dict[str, type | str] = {}
     register_datasets(lambda name, cls: found.__setitem__(name, cls))
-    assert found["forecast"] is Forecast and found["chars"] is Chars
+    assert {"forecast", "chars"} <= set(found)
+    registry = make_plugin_manager(load=["rnnlab_tasks"]).registry()
+    assert registry.get("dataset", "forecast") is Forecast
+    assert registry.get("dataset", "chars") is Chars
 
 
 def test_time_split_is_contiguous_and_in_order() -> None:
