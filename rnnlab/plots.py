@@ -43,7 +43,12 @@ def flow_heatmap(steps: list[int], flow: np.ndarray, path: Path, title: str) -> 
         fig.colorbar(image, ax=ax, label="log10 ||dL/dh_t|| (-38: underflow)")
     if layers > 1:
         fig.suptitle(title)
-    fig.tight_layout()
+    # fixed margins in inches (tight_layout was half of the drawing time): 0.55 below for the
+    # x label, above for the title(s), 0.8 between panels for a label and the next title
+    height = fig.get_figheight()
+    top, bottom, gap = 1 - (0.75 if layers > 1 else 0.35) / height, 0.55 / height, 0.8 / height
+    panels = top - bottom - gap * (layers - 1)  # the panels' share of the height
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=bottom, top=top, hspace=gap * layers / panels)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -79,6 +84,6 @@ def flow_curves(steps: list[int], flow: np.ndarray, path: Path, title: str) -> N
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.13, top=0.92)  # not tight_layout: slow
     fig.savefig(path, dpi=110)
     plt.close(fig)
