@@ -3,7 +3,9 @@
 Per-step times come from ``train``'s own ``progress`` callback, which it calls after every step:
 the gap between two calls is one whole training step as the trainer runs it (batch, forward, loss,
 backward, gradient norms, remedies, optimizer, metrics). The gap that ends with the final step is
-dropped because that step also evaluates; so is step 0, which has no gap before it.
+dropped because that step also evaluates; so is step 0, which has no gap before it. On CUDA the
+callback waits for the GPU (``torch.cuda.synchronize``) before it reads the clock, so that a step's
+kernels count in its own gap, not in the next one's.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ def config(
     val_size: int = 64,
     threads: int | None = 1,
     seed: int = 0,
+    device: str = "cpu",
     **train: Any,
 ) -> dict[str, Any]:
-    """A run config (as a YAML file would hold it) on the adding problem.
+    """A run config (as a YAML file would hold it) on the adding problem, on ``device``.
 
     By default it evaluates only at the start and the end (``eval_every = steps``) and on a small
     validation set, so that the steps in between are pure training steps.
@@ -63,7 +66,7 @@ def config(
             "eval_every": eval_every or steps,
             "probe_every": probe_every,
             "log_every": log_every,
-            "device": "cpu",
+            "device": device,
             "threads": threads,
             **train,
         },
@@ -80,15 +83,18 @@ def resolve(data: dict[str, Any]) -> ResolvedRun:
 
 def train_timed(run: ResolvedRun, tracker: Tracker | None = None) -> tuple[RunResult, list[float]]:
     """Train ``run`` and return its result and the seconds of steps 1 .. N-2 (see module doc)."""
+    from benchmarks._timing import synchronizer
     from rnnlab.tracking import NullTracker
     from rnnlab.train import train
 
     stamps: list[float] = []
-    result = train(
-        run,
-        tracker or NullTracker(keep_artifacts=False),
-        progress=lambda _: stamps.append(time.perf_counter()),
-    )
+    sync = synchronizer(run.config.train.device)
+
+    def progress(_: object) -> None:
+        sync()  # CUDA: this step's kernels are done before its end is stamped
+        stamps.append(time.perf_counter())
+
+    result = train(run, tracker or NullTracker(keep_artifacts=False), progress=progress)
     if result.outcome != "completed":
         raise RuntimeError(f"benchmark run ended {result.outcome}: {result.message}")
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]

@@ -128,16 +128,18 @@ def ratio_row(
     )
 
 
-def control_note(rows: Sequence[Row]) -> str:
-    """A sentence on the A/A controls of ``rows`` (``extra["control_ratio"]``): the noise floor."""
+def control_note(rows: Sequence[Row], device: str = "cpu") -> str:
+    """A sentence on the A/A controls of ``rows`` (``extra["control_ratio"]``), all measured on
+    ``device``: the noise floor."""
     controls = [row.extra["control_ratio"] for row in rows if "control_ratio" in row.extra]
     if not controls:
         return ""
     low, high = min(controls), max(controls)
+    where = "" if device == "cpu" else f"On {device.upper()}: "
     return (
-        f"A/A control (the torch side against an identical copy of itself, measured the same "
-        f"way in the same runs): {low:.3f}x to {high:.3f}x across the cases; differences of that "
-        "size are this machine's noise, not rnnlab's."
+        f"{where}A/A control (the torch side against an identical copy of itself, measured the "
+        f"same way in the same runs): {low:.3f}x to {high:.3f}x across the cases; differences of "
+        "that size are this machine's noise, not rnnlab's."
     )
 
 
@@ -181,11 +183,15 @@ class CpuShare:
 def versions() -> dict[str, str]:
     """Installed versions of what the figures depend on (read from metadata: nothing imported)."""
     found = {"python": platform.python_version()}
+    stand_ins = {"mlflow": "mlflow-skinny"}  # what benchmarks/gpu.sh carries to the GPU machine
     for name in ("rnnlab", "torch", "mlflow", "optuna", "numpy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
+        found[name] = "not installed"
+        for dist in (name, stand_ins.get(name, name)):
+            try:
+                found[name] = metadata.version(dist) + ("" if dist == name else f" ({dist})")
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return found
 
 
@@ -216,6 +222,49 @@ def gpu() -> str | None:
     import torch
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def devices(only: str | None = None) -> list[str]:
+    """Where the benchmarks with GPU cases measure: the CPU, and CUDA when torch sees a GPU.
+
+    Args:
+        only: ``"cpu"`` or ``"cuda"``: that device alone (``python -m benchmarks.run --device``).
+
+    Raises:
+        RuntimeError: ``only`` is ``"cuda"`` and torch sees no GPU.
+    """
+    import torch
+
+    found = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if only is None:
+        return found
+    if only not in found:
+        raise RuntimeError(
+            f"--device {only}: expected a CUDA GPU, but torch {torch.__version__} sees none "
+            "(torch.cuda.is_available() is False)"
+        )
+    return [only]
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """What to call before reading the clock on ``device`` (a ``train.device`` value): CUDA kernels
+    run asynchronously, so ``torch.cuda.synchronize`` waits for them; on the CPU there is nothing
+    to wait for."""
+    import torch
+
+    from rnnlab.devices import resolve_device
+
+    return torch.cuda.synchronize if resolve_device(device).type == "cuda" else _nothing
+
+
+def _nothing() -> None:
+    pass
+
+
+def suffix(device: str) -> str:
+    """What a case's name gets on ``device``: nothing on the CPU (the published names), `` (cuda)``
+    on a GPU."""
+    return "" if device == "cpu" else f" ({device})"
 
 
 def machine() -> dict[str, Any]:
@@ -307,8 +356,10 @@ def result(
     started: float,
     notes: Sequence[str] = (),
     details: Mapping[str, Any] | None = None,
+    devices: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of one benchmark run."""
+    """The JSON document of one benchmark run (``devices``: where it measured, when it has GPU
+    cases)."""
     return {
         "name": name,
         "title": title,
@@ -319,6 +370,7 @@ def result(
         "other_processes_cpu_share": share.others(),
         "machine": machine(),
         "rows": [asdict(row) for row in rows],
-        "notes": list(notes),
+        "notes": [note for note in notes if note],
         "details": dict(details or {}),
+        **({"devices": list(devices)} if devices is not None else {}),
     }

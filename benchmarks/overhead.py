@@ -5,6 +5,8 @@ is the loop anyone would write: ``nn.RNN/LSTM/GRU`` and a linear head with the v
 weights, the same batches from the same kind of dataset object, the same Adam, and nothing else
 per step. The two alternate step by step: one hand-written step runs inside ``train()``'s
 progress callback after each of its steps, so a burst of load from another process hits both.
+On a GPU the same runs on CUDA too (cuDNN under both sides), every clock read after
+``torch.cuda.synchronize``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from benchmarks._timing import (
     Row,
     child_main,
     control_note,
+    devices,
     median,
     paired_ratio,
     ratio_row,
     result,
     run_child,
+    suffix,
+    synchronizer,
 )
 
 NAME = "overhead"
@@ -40,8 +45,10 @@ def torch_stepper(data: dict[str, Any]) -> Callable[[], float]:
 
     run = _runs.resolve(data)
     t = run.config.train
+    where = torch.device(t.device)
+    sync = synchronizer(t.device)
     torch.manual_seed(run.config.seed)  # what train() does before build: the same weights
-    dataset, _, model = build(run, torch.device("cpu"))
+    dataset, _, model = build(run, where)
     rnn, head = _runs.torch_twin(model, dataset.input_size)
     optimizer = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=t.lr)
     batches = dataset.batches("train", t.batch_size)
@@ -49,12 +56,15 @@ def torch_stepper(data: dict[str, Any]) -> Callable[[], float]:
     def step() -> float:
         start = time.perf_counter()
         x, y = next(batches)
+        if where.type != "cpu":  # as train() moves them
+            x, y = x.to(where, non_blocking=True), y.to(where, non_blocking=True)
         out, _ = rnn(x)
         loss = F.mse_loss(head(out[-1]), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss.item()  # the trainer reads the loss every step; so does any real loop
+        sync()  # CUDA: the optimizer's kernels, queued after the loss was read, are done
         return time.perf_counter() - start
 
     return step
@@ -76,12 +86,14 @@ def paired_steps(data: dict[str, Any]) -> tuple[list[float], list[float], list[f
     from rnnlab.train import train
 
     theirs_step, control_step = torch_stepper(data), torch_stepper(data)
+    sync = synchronizer(data["train"]["device"])
     ours: list[float] = []
     theirs: list[float] = []
     control: list[float] = []
     resumed: list[float] = []
 
     def progress(_: object) -> None:
+        sync()  # CUDA: rnnlab's step has finished on the GPU before its end is stamped
         now = time.perf_counter()
         if resumed:
             ours.append(now - resumed[-1])
@@ -111,40 +123,50 @@ def child(args: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Measure every cell at every length, each in a fresh process; one row per (cell, T)."""
+def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
+    """Measure every cell at every length, each in a fresh process; one row per (cell, T) and
+    device: the CPU, and CUDA when torch sees a GPU (``only``: one of them alone)."""
     share, started = CpuShare(), time.perf_counter()
+    where = devices(only)
     if quick:
         cases = [(c, 20) for c in ("rnn", "lstm", "gru")]
         sizes: dict[str, Any] = {"hidden": 16, "batch": 8}
-        reps, steps = 2, {20: 6}
+        reps, steps = 2, {"cpu": {20: 6}, "cuda": {20: 6}}
     else:
         cases = [(c, t) for t in (100, 500) for c in ("rnn", "lstm", "gru")]
         sizes = {"hidden": 128, "batch": 64}
-        reps, steps = 5, {100: 40, 500: 14}
+        # a CUDA step takes milliseconds: more of them per run cost little and steady the median
+        reps, steps = 5, {"cpu": {100: 40, 500: 14}, "cuda": {100: 100, 500: 40}}
     rows: list[Row] = []
-    for cell, seq_len in cases:
-        config = {"steps": steps[seq_len], **sizes}
-        found = run_child(
-            __name__, {"cell": cell, "seq_len": seq_len, "config": config, "reps": reps}
-        )
-        rows.append(
-            ratio_row(
-                f"{cell} T={seq_len}",
-                found["ours"],
-                found["theirs"],
-                unit="ms/step",
-                baseline_label="hand-written torch loop",
-                op="<=",
-                limit=TARGET,
-                scale=1000,
-                extra={
-                    "steps_per_rep": steps[seq_len] - 2,
-                    "control_ratio": paired_ratio(found["control"], found["theirs"]),
-                    "per_run_s": found,
-                },
+    notes: list[str] = []
+    for device in where:
+        found_rows: list[Row] = []
+        for cell, seq_len in cases:
+            count = steps[device][seq_len]
+            config = {"steps": count, **sizes, "device": device}
+            found = run_child(
+                __name__, {"cell": cell, "seq_len": seq_len, "config": config, "reps": reps}
             )
-        )
+            found_rows.append(
+                ratio_row(
+                    f"{cell} T={seq_len}{suffix(device)}",
+                    found["ours"],
+                    found["theirs"],
+                    unit="ms/step",
+                    baseline_label="hand-written torch loop"
+                    + (" (cuDNN)" if device == "cuda" else ""),
+                    op="<=",
+                    limit=TARGET,
+                    scale=1000,
+                    extra={
+                        "steps_per_rep": count - 2,
+                        "control_ratio": paired_ratio(found["control"], found["theirs"]),
+                        "per_run_s": found,
+                    },
+                )
+            )
+        rows += found_rows
+        notes.append(control_note(found_rows, device))
     method = (
         f"batch {sizes['batch']}, hidden {sizes['hidden']}, adding problem, Adam, 1 torch thread, "
         "probing off. rnnlab: `train()`, its step timed from the end of one progress callback to "
@@ -155,8 +177,27 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"each side; {reps} runs in a fresh process per case; ratio = median of the per-run "
         "ratios."
     )
-    notes = [control_note(rows)]
-    return result(NAME, TITLE, method, rows, quick=quick, share=share, started=started, notes=notes)
+    if "cuda" in where:
+        cuda_steps = ", ".join(f"{c} steps at T={t}" for t, c in steps["cuda"].items())
+        method += (
+            " CUDA rows: the same on the GPU (cuDNN under both sides; batches moved as `train()` "
+            "moves them), `torch.cuda.synchronize()` before every clock read (in the callback "
+            "before rnnlab's step is stamped, in the hand-written step after its optimizer "
+            f"step), {cuda_steps} per run."
+        )
+    if "cuda" not in where and only is None:
+        notes.append("No GPU here: the CUDA cases did not run.")
+    return result(
+        NAME,
+        TITLE,
+        method,
+        rows,
+        quick=quick,
+        share=share,
+        started=started,
+        notes=notes,
+        devices=where,
+    )
 
 
 if __name__ == "__main__":

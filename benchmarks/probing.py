@@ -6,7 +6,8 @@ amortised cost of a ten-step cycle). A probed step is everything ``train()`` doe
 hand-written loop with the probes, the curve and its summaries, per-parameter gradient norms and
 the recurrent weight's spectral norm and radius. Cells whose remedy wraps or normalises them
 (batch-norm, layer-norm, gating, residual) have no fused path, so their unprobed step is the same
-loop without probes.
+loop without probes. On a GPU the same runs on CUDA too, each step's end stamped after
+``torch.cuda.synchronize`` (benchmarks/_runs.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from benchmarks._timing import (
     CpuShare,
     Row,
     child_main,
+    devices,
     interleave,
     median,
     ratio_row,
     result,
     run_child,
+    suffix,
 )
 
 NAME = "probing"
@@ -68,6 +71,7 @@ def child(args: dict[str, Any]) -> dict[str, Any]:
             probe_every=every,
             steps=args["steps"][str(every)],
             remedies=args["remedies"],
+            device=args["device"],
             **args["config"],
         )
         for every in (2, EVERY)
@@ -78,9 +82,11 @@ def child(args: dict[str, Any]) -> dict[str, Any]:
     return {name: [list(pair) for pair in pairs] for name, pairs in runs.items()}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """One per-step row and one amortised row per case, each case in a fresh process."""
+def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
+    """One per-step row and one amortised row per case and device (the CPU, and CUDA when torch
+    sees a GPU; ``only``: one of them alone), each case in a fresh process."""
     share, started = CpuShare(), time.perf_counter()
+    where = devices(only)
     if quick:
         cases, seq_len, sizes, reps = CASES[:2], 20, {"hidden": 16, "batch": 8}, 1
     else:
@@ -88,35 +94,36 @@ def run(quick: bool = False) -> dict[str, Any]:
     # timed steps 1..N-2: 20 of 40 probed at probe_every=2, 8 of 80 at probe_every=10
     steps = {"2": 42, str(EVERY): 8 * EVERY + 2}
     rows: list[Row] = []
-    for cell, remedies in cases:
-        args = {"cell": cell, "remedies": list(remedies), "seq_len": seq_len, "reps": reps}
-        runs = run_child(__name__, {**args, "steps": steps, "config": sizes})
-        name = label(cell, remedies)
-        rows.append(
-            ratio_row(
-                f"{name}: probed step",
-                [p for p, _ in runs["2"]],
-                [u for _, u in runs["2"]],
-                unit="ms/step",
-                baseline_label="unprobed step, same run",
-                op="<=",
-                limit=PER_STEP_TARGET,
-                scale=1000,
+    for device in where:
+        for cell, remedies in cases:
+            args = {"cell": cell, "remedies": list(remedies), "seq_len": seq_len, "reps": reps}
+            runs = run_child(__name__, {**args, "steps": steps, "config": sizes, "device": device})
+            name = label(cell, remedies)
+            rows.append(
+                ratio_row(
+                    f"{name}: probed step{suffix(device)}",
+                    [p for p, _ in runs["2"]],
+                    [u for _, u in runs["2"]],
+                    unit="ms/step",
+                    baseline_label="unprobed step, same run",
+                    op="<=",
+                    limit=PER_STEP_TARGET,
+                    scale=1000,
+                )
             )
-        )
-        rows.append(
-            ratio_row(
-                f"{name}: probe_every={EVERY}",
-                [(p + (EVERY - 1) * u) / EVERY for p, u in runs[str(EVERY)]],
-                [u for _, u in runs[str(EVERY)]],
-                unit="ms/step (mean)",
-                baseline_label="unprobed step",
-                op="<=",
-                limit=AMORTISED_TARGET,
-                scale=1000,
-                extra={"probed_ms": [1000 * p for p, _ in runs[str(EVERY)]]},
+            rows.append(
+                ratio_row(
+                    f"{name}: probe_every={EVERY}{suffix(device)}",
+                    [(p + (EVERY - 1) * u) / EVERY for p, u in runs[str(EVERY)]],
+                    [u for _, u in runs[str(EVERY)]],
+                    unit="ms/step (mean)",
+                    baseline_label="unprobed step",
+                    op="<=",
+                    limit=AMORTISED_TARGET,
+                    scale=1000,
+                    extra={"probed_ms": [1000 * p for p, _ in runs[str(EVERY)]]},
+                )
             )
-        )
     long = steps[str(EVERY)]
     method = (
         f"adding T={seq_len}, batch {sizes['batch']}, hidden {sizes['hidden']}, Adam, 1 torch "
@@ -128,7 +135,25 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"unprobed step. {reps} repetitions of each run, interleaved, in a fresh process per "
         "case; ratios are medians of the per-run ratios."
     )
-    return result(NAME, TITLE, method, rows, quick=quick, share=share, started=started)
+    notes = []
+    if "cuda" in where:
+        method += (
+            " CUDA rows: the same on the GPU, the callback calling `torch.cuda.synchronize()` "
+            "before it stamps a step's end."
+        )
+    elif only is None:
+        notes.append("No GPU here: the CUDA cases did not run.")
+    return result(
+        NAME,
+        TITLE,
+        method,
+        rows,
+        quick=quick,
+        share=share,
+        started=started,
+        notes=notes,
+        devices=where,
+    )
 
 
 if __name__ == "__main__":

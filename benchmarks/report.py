@@ -1,4 +1,7 @@
-"""docs/performance.md from the JSON results: the machine, then a table per benchmark."""
+"""docs/performance.md from the JSON results: the machine, then a table per benchmark.
+
+Results measured on CUDA alone (``--device cuda``, benchmarks/gpu.sh) get the GPU page's intro.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,29 @@ Timings are ratios against a baseline measured in the same run, the repetitions 
 (A, B, A, B, ...), each case in a fresh process, summarised by medians. The A/A controls of the
 overhead and fused benchmarks (the baseline against an identical copy of itself) show this
 machine's noise floor, a few percent; a miss within that of its target is a hint, not a verdict.
+
+## On a GPU
+
+`benchmarks/gpu.sh`, on a machine with a CUDA build of torch, measures the cases of benchmarks 1-3
+and 5 on the GPU alone: rnnlab's training step against a hand-written loop on cuDNN, the fused
+path against cuDNN, the cost of probing, and trials/hour of the flagship sweep with rnnlab's plan
+(one slot per GPU) against two slots sharing the GPU and against the CPU cores. It writes
+`benchmarks/results-gpu/` and `docs/performance-gpu.md`, never this page; where torch sees no GPU
+it says so and exits with code 3 before anything runs.
+"""
+
+GPU_INTRO = """\
+# Performance on a GPU
+
+What rnnlab costs next to the bare tools it builds on, on CUDA: the GPU cases of benchmarks 1-3
+and 5 of `benchmarks/` (issue 7), measured by `benchmarks/gpu.sh` (`python -m benchmarks.run
+--device cuda --out benchmarks/results-gpu --doc docs/performance-gpu.md`). The CPU figures, and
+how the benchmarks measure, are in [performance.md](performance.md).
+
+As there, timings are ratios against a baseline measured in the same run, the repetitions
+interleaved, each case in a fresh process, summarised by medians; on CUDA every clock is read after
+`torch.cuda.synchronize()`, so a step's time holds its kernels. The A/A controls show the noise
+floor; a miss within that of its target is a hint, not a verdict.
 """
 
 
@@ -125,7 +151,8 @@ def render(results: Sequence[dict[str, Any]], extra: str = "") -> str:
     """The whole page for the given benchmark results (in :data:`ORDER`)."""
     ordered = sorted(results, key=lambda r: ORDER.index(r["name"]) if r["name"] in ORDER else 99)
     usable = [r for r in ordered if "machine" in r]
-    lines = [INTRO]
+    gpu_only = bool(usable) and all(r.get("devices") == ["cuda"] for r in usable)
+    lines = [GPU_INTRO if gpu_only else INTRO]
     if usable:
         lines += machine_section(usable)
     lines += summary(ordered)

@@ -4,6 +4,8 @@ Each benchmark's result goes to ``DIR/<name>.json`` (default ``benchmarks/result
 is regenerated from every result in DIR: ``docs/performance.md`` by default, ``DIR/performance.md``
 when ``--out`` is given (so a trial run never overwrites the published figures), or ``--doc``.
 A benchmark that fails is recorded as failed and the others still run (exit code 1).
+``--device cuda`` runs only the GPU cases of the benchmarks that have some (benchmarks/gpu.sh);
+it exits with code 3 when torch sees no GPU.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks._timing import ROOT, prepare_process
+from benchmarks._timing import ROOT, devices, prepare_process
 
 NAMES = report.ORDER
+PER_DEVICE = ("overhead", "fused", "probing", "scaling")  # the benchmarks with GPU cases
+NO_GPU = 3  # the exit code of --device cuda where torch sees no GPU (benchmarks/gpu.sh's too)
 RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "performance.md"
 NOTES = ROOT / "benchmarks" / "findings.md"
@@ -35,14 +39,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--report-only", action="store_true", help="only regenerate the page from DIR's results"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        help="only the cases on this device (default: the CPU, and CUDA where torch sees a GPU); "
+        f"for the benchmarks with GPU cases: {', '.join(PER_DEVICE)} (the default --only then)",
+    )
+    args = parser.parse_args(argv)
+    others = sorted(set(args.only or ()) - set(PER_DEVICE))
+    if args.device and others:
+        parser.error(f"--device {args.device}: {', '.join(others)} has no cases per device")
+    return args
 
 
-def run_one(name: str, quick: bool) -> dict[str, Any]:
-    """One benchmark's result; a failure becomes a result that says so."""
+def run_one(name: str, quick: bool, only: str | None = None) -> dict[str, Any]:
+    """One benchmark's result (``only``: its cases on that device alone); a failure becomes a
+    result that says so."""
     try:
         module = importlib.import_module(f"benchmarks.{name}")
-        data: dict[str, Any] = module.run(quick=quick)
+        options = {"only": only} if only else {}
+        data: dict[str, Any] = module.run(quick=quick, **options)
     except Exception:
         return {"name": name, "quick": quick, "error": traceback.format_exc()}
     return data
@@ -55,11 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     failed = []
     if not args.report_only:
+        if args.device == "cuda":
+            try:
+                devices("cuda")
+            except RuntimeError as exc:
+                print(f"{exc}; no benchmark ran", file=sys.stderr)
+                return NO_GPU
         prepare_process()
-    for name in () if args.report_only else args.only or NAMES:
+    names = args.only or (PER_DEVICE if args.device else NAMES)
+    for name in () if args.report_only else names:
         began = time.perf_counter()
         print(f"{name}: running{' (quick)' if args.quick else ''}...", flush=True)
-        data = run_one(name, args.quick)
+        data = run_one(name, args.quick, args.device)
         (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
         if "error" in data:
             failed.append(name)

@@ -8,6 +8,10 @@ Idle slot time comes from the sweep's own MLflow record: each trial's child run 
 (``rnnlab.slot``) and its start and end. A slot is idle before its first trial (the head: worker
 start-up), between two trials (the gap: the coordinator recording one trial, the worker building
 the next) and after its last trial until the command exits (the tail).
+
+On a GPU the flagship sweep (experiments/vanishing.yaml, one seed and fewer steps) runs with
+rnnlab's plan (one slot per visible GPU), with two slots sharing the GPU (``--workers 2``) and, for
+comparison, on the machine's CPU cores alone (one slot per core, ``train.device=cpu``).
 """
 
 from __future__ import annotations
@@ -21,12 +25,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks._timing import CpuShare, Row, child_env, interleave, median, result
+from benchmarks._timing import ROOT, CpuShare, Row, child_env, devices, interleave, median, result
 
 NAME = "scaling"
 TITLE = "Sweep scaling: trials/hour with 1 vs 2 CPU workers, and idle slot time"
 TARGET = 1.7
 GAP_TARGET_S = 1.0  # "no idle time but the final tail": a slot goes straight to its next trial
+FLAGSHIP = ROOT / "experiments" / "vanishing.yaml"
+# the flagship's grid with one seed, 48 trials of 200 steps instead of 96 of 1000: a few minutes
+FLAGSHIP_SETS = ("train.steps=200", "sweep.seeds=[0]")
+FLAGSHIP_QUICK_SETS = (
+    "train.steps=20",
+    "sweep.seeds=[0]",
+    "train.eval_every=10",
+    "train.probe_every=10",
+)
 
 SWEEP = """\
 name: scaling
@@ -58,7 +71,8 @@ def rnnlab_command() -> list[str]:
 
 
 def slot_times(folder: Path) -> dict[str, list[tuple[float, float]]]:
-    """slot -> (start, end) in epoch seconds of each trial's MLflow run, by start."""
+    """slot -> (start, end) in epoch seconds of each trial's MLflow run, by start (slots sharing
+    a GPU have labels of their own: ``gpu 0``, ``gpu 0 #2`` ...)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
@@ -73,16 +87,18 @@ def slot_times(folder: Path) -> dict[str, list[tuple[float, float]]]:
     return {slot: sorted(spans) for slot, spans in sorted(slots.items())}
 
 
-def sweep_once(workers: int, text: str, *extra: str) -> dict[str, Any]:
-    """Run the sweep in a fresh folder; wall time, trials and each slot's idle time."""
+def sweep_once(workers: int | None, text: str, *extra: str) -> dict[str, Any]:
+    """Run the sweep in a fresh folder (``workers`` None: the sweep's own ``workers``); wall time,
+    trials and each slot's idle time."""
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
         folder = Path(tmp)
         (folder / "sweep.yaml").write_text(text)
         env = child_env()
         env.pop("MLFLOW_TRACKING_URI", None)  # MLflow's default: ./mlflow.db in the folder
         start = time.time()
+        plan = [] if workers is None else ["--workers", str(workers)]
         done = subprocess.run(
-            [*rnnlab_command(), "sweep", "sweep.yaml", "--workers", str(workers), *extra],
+            [*rnnlab_command(), "sweep", "sweep.yaml", *plan, *extra],
             cwd=folder,
             env=env,
             capture_output=True,
@@ -117,9 +133,9 @@ def speedup_over(
     return median([b[key] / a[key] for a, b in pairs])
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """``--workers 1``, ``--workers 2`` and one worker with one thread on the same grid."""
-    share, started = CpuShare(), time.perf_counter()
+def cpu_sweeps(quick: bool, share: CpuShare) -> tuple[list[Row], list[str], str, dict[str, Any]]:
+    """``--workers 1``, ``--workers 2`` and one worker with one thread on the same CPU grid: the
+    rows, notes, method and runs."""
     if quick:
         sizes = {"seq_len": 10, "hidden": 8, "steps": 20, "every": 10, "seeds": "[0]"}
         reps = 1
@@ -239,16 +255,115 @@ def run(quick: bool = False) -> dict[str, Any]:
         "`--workers 2` (1 thread each) and `--workers 1 --set train.threads=1`. trials/h = "
         "trials / wall time of the whole command."
     )
+    return rows, notes, method, runs
+
+
+def flagship(quick: bool) -> tuple[list[Row], list[str], str, dict[str, Any]]:
+    """The flagship sweep on the GPU: rnnlab's plan (one slot per visible GPU), two slots sharing
+    the GPU, and the CPU cores alone (one slot per core): the rows, notes, method and runs."""
+    from rnnlab.workers import cpu_cores
+
+    sets = FLAGSHIP_QUICK_SETS if quick else FLAGSHIP_SETS
+    overrides = [part for assignment in sets for part in ("--set", assignment)]
+    text = FLAGSHIP.read_text()
+    cores = cpu_cores()
+    variants = {
+        "gpu": partial(sweep_once, None, text, *overrides),  # workers: auto in the file
+        "gpu x2": partial(sweep_once, 2, text, *overrides),
+        "cpu": partial(sweep_once, cores, text, *overrides, "--set", "train.device=cpu"),
+    }
+    runs = interleave(variants, 1)
+    gpu, shared, cpu = runs["gpu"][0], runs["gpu x2"][0], runs["cpu"][0]
+    trials = gpu["trials"]
+    gaps = gpu["gaps_s"]
+    rows = [
+        Row(
+            case=f"flagship sweep, {trials} trials: rnnlab's plan, 1 slot per GPU (cuda)",
+            value=gpu["trials_per_hour"],
+            unit="trials/h",
+            baseline=cpu["trials_per_hour"],
+            baseline_label=f"{cores} CPU slots x 1 thread",
+            ratio=gpu["trials_per_hour"] / cpu["trials_per_hour"],
+            extra={"wall_s": gpu["wall_s"], "wall_s_cpu": cpu["wall_s"]},
+        ),
+        Row(
+            case="the same, 2 slots sharing the GPU (`--workers 2`)",
+            value=shared["trials_per_hour"],
+            unit="trials/h",
+            baseline=gpu["trials_per_hour"],
+            baseline_label="1 slot (rnnlab's plan)",
+            ratio=shared["trials_per_hour"] / gpu["trials_per_hour"],
+            extra={"wall_s": shared["wall_s"]},
+        ),
+        Row(
+            case="a trial on the GPU, 1 slot (mean span)",
+            value=gpu["busy_s"] / trials,
+            unit="s",
+            baseline=cpu["busy_s"] / cpu["trials"],
+            baseline_label="on one CPU thread",
+            ratio=(gpu["busy_s"] / trials) / (cpu["busy_s"] / cpu["trials"]),
+            extra={"trial_s_2_slots": shared["busy_s"] / shared["trials"]},
+        ),
+        Row(
+            case="idle gap between the GPU slot's trials (max)",
+            value=max(gaps, default=0.0),
+            unit="s",
+            baseline=median(gaps) if gaps else None,
+            baseline_label="median gap",
+            target=f"< {GAP_TARGET_S:g} s (no idle but the tail)",
+            ok=max(gaps, default=0.0) < GAP_TARGET_S,
+            extra={"gaps_s": gaps},
+        ),
+        Row(
+            case="head: command start to the GPU slot's first trial",
+            value=median(gpu["head_s"]),
+            unit="s",
+            baseline=median(cpu["head_s"]),
+            baseline_label=f"{cores} CPU slots (median)",
+        ),
+    ]
+    notes: list[str] = []
+    method = (
+        f"`rnnlab sweep experiments/vanishing.yaml --set {' --set '.join(sets)}` (the flagship's "
+        f"grid, {trials} trained trials; the incompatible combinations are recorded, not "
+        "trained), a fresh folder per run, one run of each in turn: rnnlab's plan (`workers: "
+        "auto`, one slot per visible GPU, `device: auto`), `--workers 2` (two slots on the one "
+        f"GPU, {max(1, cores // 2)} thread(s) each) and `--workers {cores} --set train.device=cpu` "
+        "(one slot per CPU core, one thread each). trials/h = trained trials / wall time of the "
+        "whole command."
+    )
+    return rows, notes, method, runs
+
+
+def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
+    """The CPU grid with 1 and 2 workers; on a GPU, the flagship sweep too (``only``: the CPU
+    part or the GPU part alone)."""
+    share, started = CpuShare(), time.perf_counter()
+    where = devices(only)
+    rows: list[Row] = []
+    notes: list[str] = []
+    methods: list[str] = []
+    details: dict[str, Any] = {"cpu_cores": os.cpu_count()}
+    if "cpu" in where:
+        found, said, method, runs = cpu_sweeps(quick, share)
+        rows, notes, details["runs"] = found, said, runs
+        methods.append(method)
+    if "cuda" in where:
+        found, said, method, runs = flagship(quick)
+        rows, notes, details["flagship_runs"] = rows + found, notes + said, runs
+        methods.append(("On the GPU: " if methods else "") + method)
+    title = TITLE if where == ["cpu"] else f"{TITLE}; the flagship sweep on the GPU"
     return result(
         NAME,
-        TITLE,
-        method,
+        title,
+        " ".join(methods),
         rows,
         quick=quick,
         share=share,
         started=started,
         notes=notes,
-        details={"runs": runs, "cpu_cores": os.cpu_count()},
+        details=details,
+        devices=where,
     )
 
 

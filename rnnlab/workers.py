@@ -35,9 +35,12 @@ class Slot:
     index: int
     gpu: str | None
     threads: int
+    share: int = 0  # the how-manieth slot on its GPU (``--workers`` above the GPU count)
 
     def label(self) -> str:
-        return f"gpu {self.gpu}" if self.gpu is not None else f"cpu {self.index}"
+        if self.gpu is None:
+            return f"cpu {self.index}"
+        return f"gpu {self.gpu}" + (f" #{self.share + 1}" if self.share else "")
 
     def env(self) -> dict[str, str]:
         return {"CUDA_VISIBLE_DEVICES": self.gpu} if self.gpu is not None else {}
@@ -84,7 +87,9 @@ def plan_slots(workers: int | str, gpus: Sequence[str] | None, trials: int) -> l
     count = (len(devices) or cores) if workers == "auto" else int(workers)
     count = max(1, min(count, max(trials, 1)))
     threads = max(1, cores // count)  # two 2-thread workers on 2 cores ran 15x slower
-    return [Slot(i, devices[i % len(devices)] if devices else None, threads) for i in range(count)]
+    if not devices:
+        return [Slot(i, None, threads) for i in range(count)]
+    return [Slot(i, devices[i % len(devices)], threads, i // len(devices)) for i in range(count)]
 
 
 class Worker:

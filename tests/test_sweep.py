@@ -328,7 +328,12 @@ def test_slots_one_per_gpu_or_dividing_the_cores(monkeypatch) -> None:
         ("gpu 0", {"CUDA_VISIBLE_DEVICES": "0"}, 8),
         ("gpu 2", {"CUDA_VISIBLE_DEVICES": "2"}, 8),
     ]
-    assert [s.gpu for s in workers.plan_slots(3, ["1"], trials=10)] == ["1", "1", "1"]
+    shared = workers.plan_slots(3, ["1"], trials=10)  # three slots on one GPU, told apart
+    assert [(s.gpu, s.label()) for s in shared] == [
+        ("1", "gpu 1"),
+        ("1", "gpu 1 #2"),
+        ("1", "gpu 1 #3"),
+    ]
     monkeypatch.setattr(workers, "visible_gpus", lambda: [])
     with pytest.raises(
         ConfigError, match="--gpus 0: GPU 0 is not visible here .visible GPUs: none"
