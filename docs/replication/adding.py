@@ -8,6 +8,7 @@ reuses.
 from __future__ import annotations
 
 import numpy as np
+
 from replication.criteria import ADDING_BASELINE, AT_BASELINE, RATIO_GAP, SOLVED
 from replication.figures import colour, geometric_mean, pyplot, save
 from replication.parts import (

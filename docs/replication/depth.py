@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from replication.criteria import ADDING_BASELINE, ORDER
 from replication.figures import geometric_mean, pyplot, save
 from replication.parts import Check, Finding, Result, mean, mean_std, seeds_text, table

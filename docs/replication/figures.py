@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from replication.reader import ROOT
 
 FIGURES = ROOT / "docs" / "results"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from replication.criteria import FLAT
 from replication.figures import geometric_mean, pyplot, save
 from replication.parts import CELL_NAMES, Check, Finding, Result, mean, mean_std, table
