@@ -70,7 +70,7 @@ class TrainConfig(_Strict):
     flush_denormal: bool = Field(True, description="flush denormal floats on CPU (much faster)")
     plots: bool = Field(
         True,
-        description="draw gradient_flow.png and gradient_flow_curves.png for the run (~0.3 s); "
+        description="draw gradient_flow.png and gradient_flow_curves.png for the run (~0.2 s); "
         "false keeps gradient_flow.npz only (rnnlab report draws from it either way)",
     )
 
