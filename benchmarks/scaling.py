@@ -70,6 +70,21 @@ def rnnlab_command() -> list[str]:
     return [script("rnnlab")]
 
 
+def gap_row(case: str, gaps: list[float]) -> Row:
+    """The longest idle gap between two trials of a slot, against the target."""
+    longest = max(gaps, default=0.0)
+    return Row(
+        case=case,
+        value=longest,
+        unit="s",
+        baseline=median(gaps) if gaps else None,
+        baseline_label="median gap",
+        target=f"< {GAP_TARGET_S:g} s (no idle but the tail)",
+        ok=longest < GAP_TARGET_S,
+        extra={"gaps_s": gaps},
+    )
+
+
 def slot_times(folder: Path) -> dict[str, list[tuple[float, float]]]:
     """slot -> (start, end) in epoch seconds of each trial's MLflow run, by start (slots sharing
     a GPU have labels of their own: ``gpu 0``, ``gpu 0 #2`` ...)."""
@@ -167,16 +182,7 @@ def cpu_sweeps(quick: bool, share: CpuShare) -> tuple[list[Row], list[str], str,
             ok=speedup >= TARGET,
             extra={"wall_s_2": [r["wall_s"] for r in two], "wall_s_1": [r["wall_s"] for r in one]},
         ),
-        Row(
-            case="idle gap between a slot's trials (max over all)",
-            value=max(gaps, default=0.0),
-            unit="s",
-            baseline=median(gaps) if gaps else None,
-            baseline_label="median gap",
-            target=f"< {GAP_TARGET_S:g} s (no idle but the tail)",
-            ok=max(gaps, default=0.0) < GAP_TARGET_S,
-            extra={"gaps_s": gaps},
-        ),
+        gap_row("idle gap between a slot's trials (max over all)", gaps),
         Row(
             case="idle share of slot time, 2 workers (gaps / slot time)",
             value=100 * median([sum(r["gaps_s"]) / (2 * r["first_to_last_s"]) for r in two]),
@@ -304,16 +310,7 @@ def flagship(quick: bool) -> tuple[list[Row], list[str], str, dict[str, Any]]:
             ratio=(gpu["busy_s"] / trials) / (cpu["busy_s"] / cpu["trials"]),
             extra={"trial_s_2_slots": shared["busy_s"] / shared["trials"]},
         ),
-        Row(
-            case="idle gap between the GPU slot's trials (max)",
-            value=max(gaps, default=0.0),
-            unit="s",
-            baseline=median(gaps) if gaps else None,
-            baseline_label="median gap",
-            target=f"< {GAP_TARGET_S:g} s (no idle but the tail)",
-            ok=max(gaps, default=0.0) < GAP_TARGET_S,
-            extra={"gaps_s": gaps},
-        ),
+        gap_row("idle gap between the GPU slot's trials (max)", gaps),
         Row(
             case="head: command start to the GPU slot's first trial",
             value=median(gpu["head_s"]),

@@ -13,7 +13,6 @@ import contextlib
 import math
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -24,10 +23,10 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from rnnlab import parentrun, summary
-from rnnlab.study import OWNER, RUN_ID, SweepStudy, Task
+from rnnlab import parentrun, summary, trialruns
+from rnnlab.study import RUN_ID, SweepStudy, Task
 from rnnlab.sweepconfig import SweepPlan
-from rnnlab.tracking import MlflowTracker, running_runs
+from rnnlab.tracking import MlflowTracker
 from rnnlab.workers import Slot, Worker
 
 TAKEN = (
@@ -92,12 +91,6 @@ def _point_label(task: Task) -> str:
     return f"{' '.join(parts) or 'base'} s{task.seed}"
 
 
-def _remedy_names(data: dict[str, Any]) -> str:
-    items = data.get("remedies") or []
-    items = [items] if isinstance(items, str | dict) else items
-    return ",".join(str(r["name"] if isinstance(r, dict) else r) for r in items) or "none"
-
-
 class Sweep:
     """Run a validated plan on ``slots`` against an Optuna storage and MLflow."""
 
@@ -158,7 +151,7 @@ class Sweep:
         else:  # joining: by the time the parent run exists, the founder has queued the keys
             self._open_parent()
             stale = self.study.prepare()
-        self._close_stale(stale)
+        trialruns.close_stale(self.tracking_uri, self.plan.name, self.study.name, stale)
         finished = self.study.finished()
         self.state.counts = summary.counts(finished)
         self.state.done_before = self.state.done
@@ -243,7 +236,7 @@ class Sweep:
         kind = message[0]
         if kind == "start":
             _, experiment, run_name, tags, params = message
-            tags = {**tags, **self._trial_tags(active.task, worker.slot)}
+            tags = {**tags, **trialruns.trial_tags(self.study.name, active.task, worker.slot)}
             active.tracker.start(experiment, run_name, tags, params)
             active.run_started = True
             self.study.note(active.task, RUN_ID, active.tracker.run_id)
@@ -273,11 +266,11 @@ class Sweep:
         active: Active = worker.task
         if not active.run_started:  # set-up failed before train() started a run
             self._start_bare_run(active, worker.slot)
-            self._fail_run(active, message)
+            trialruns.fail_run(active.tracker, message)
         if not self.study.tell(active.task, outcome, metrics, message):
             # another coordinator failed this trial (no heartbeat from us within the grace
             # period: a long stall or a lost connection) and runs it again: this result is void
-            self._close_run(active.tracker.run_id, "failed", "FAILED", TAKEN)
+            trialruns.close_run(self.tracking_uri, active.tracker.run_id, "failed", "FAILED", TAKEN)
             outcome = "lost"
         value = metrics.get(self.plan.section.objective.metric)
         if outcome == "completed" and value is not None and math.isfinite(value):
@@ -292,31 +285,14 @@ class Sweep:
         report = worker.crash_report()
         if not active.run_started:
             self._start_bare_run(active, worker.slot)
-        self._fail_run(active, report)
+        trialruns.fail_run(active.tracker, report)
         worker.kill()
         self._conclude(worker, "failed", {}, report)
 
-    def _fail_run(self, active: Active, message: str) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "traceback.txt").write_text(message)
-            active.tracker.log_artifacts(Path(folder))
-        active.tracker.set_tags({"rnnlab.outcome": "failed"})
-        active.tracker.finish("FAILED")
-
     def _start_bare_run(self, active: Active, slot: Slot | None) -> None:
-        data = active.task.point.data
-        tags = {
-            "rnnlab.cell": str(data["cell"]["name"]),
-            "rnnlab.dataset": str(data["dataset"]["name"]),
-            "rnnlab.remedies": _remedy_names(data),
-            "rnnlab.seed": str(active.task.seed),
-            "rnnlab.outcome": "running",
-            "rnnlab.device": slot.label() if slot else "none",
-            **self._trial_tags(active.task, slot),
-        }
-        params = {k: str(v) for k, v in active.task.point.labels().items()}
-        name = f"trial {active.task.trial.number}: {active.label}"
-        active.tracker.start(self.plan.name, name, tags, params)
+        trialruns.start_bare_run(
+            active.tracker, self.plan.name, self.study.name, active.task, active.label, slot
+        )
         active.run_started = True
         self.study.note(active.task, RUN_ID, active.tracker.run_id)
 
@@ -331,16 +307,6 @@ class Sweep:
         self.study.tell(task, "incompatible", {}, reason)
         self.state.counts["incompatible"] += 1
 
-    def _trial_tags(self, task: Task, slot: Slot | None) -> dict[str, str]:
-        tags = {
-            "rnnlab.sweep": self.study.name,
-            "rnnlab.trial": str(task.trial.number),
-            "rnnlab.host": socket.gethostname(),
-        }
-        if slot is not None:
-            tags["rnnlab.slot"] = slot.label()
-        return tags
-
     def _best(self, value: float, where: str) -> None:
         maximize = self.plan.section.objective.direction == "maximize"
         best = self.state.best
@@ -351,35 +317,12 @@ class Sweep:
         for index, active in list(self.state.active.items()):
             self.workers[index].kill()
             if active.run_started:
-                self._close_run(active.tracker.run_id, "stopped", "KILLED")
+                trialruns.close_run(self.tracking_uri, active.tracker.run_id, "stopped", "KILLED")
             self.study.stop(active.task)
         self.state.active.clear()
         self.study.stop_claimed()  # a trial asked for but not yet handed to a slot
         if not self.study.unfinished_elsewhere():  # other machines still run the sweep
             self.parent.finish("KILLED")
-
-    def _close_run(self, run_id: Any, outcome: str, status: str, reason: str = "") -> None:
-        if not run_id:
-            return
-        tracker = MlflowTracker(self.tracking_uri)
-        tracker.attach(str(run_id))
-        tags = {"rnnlab.outcome": outcome}
-        if reason:
-            tags["rnnlab.reason"] = reason
-        tracker.set_tags(tags)
-        tracker.finish(status)
-
-    def _close_stale(self, stale: list[Any]) -> None:
-        """Close the MLflow runs of trials whose coordinator is gone; their keys run again."""
-        for trial in stale:
-            owner = trial.user_attrs.get(OWNER, "?")
-            reason = f"its coordinator {owner} stopped (killed or lost); the trial runs again"
-            run_ids = [trial.user_attrs[RUN_ID]] if RUN_ID in trial.user_attrs else []
-            if not run_ids:  # killed between creating the run and noting its id on the trial
-                tags = {"rnnlab.sweep": self.study.name, "rnnlab.trial": str(trial.number)}
-                run_ids = running_runs(self.tracking_uri, self.plan.name, tags)
-            for run_id in run_ids:
-                self._close_run(run_id, "failed", "FAILED", reason)
 
     def _check_others(self) -> None:
         """Every few seconds: fail and re-queue the trials of dead coordinators, and take the
@@ -388,7 +331,7 @@ class Sweep:
             return
         self.checked = time.monotonic()
         stale = self.study.prepare()
-        self._close_stale(stale)
+        trialruns.close_stale(self.tracking_uri, self.plan.name, self.study.name, stale)
         if stale or len(self.study.finished()) != self.state.done:
             self.state.counts = summary.counts(self.study.finished())
 
