@@ -8,9 +8,10 @@ interpreter's own share. A separate process reports which heavy modules ``rnnlab
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 import sys
+import sysconfig
 import time
 from functools import partial
 from pathlib import Path
@@ -36,14 +37,16 @@ print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)), file=sys.std
 
 
 def script(name: str) -> str:
-    """The console script ``name`` installed beside this Python, else the one on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"{name} is not installed (looked beside {sys.executable})")
-    return found
+    """The console script ``name`` of this Python's environment (never a bare name from PATH:
+    another installation there would be timed instead)."""
+    schemes = [sysconfig.get_default_scheme(), f"{os.name}_user"]
+    folders = [Path(sysconfig.get_path("scripts", scheme)) for scheme in schemes]
+    folders.append(Path(sys.executable).parent)
+    for folder in folders:
+        if (folder / name).exists():
+            return str(folder / name)
+    looked = ", ".join(str(f) for f in dict.fromkeys(folders))
+    raise FileNotFoundError(f"{name} is not installed in {sys.executable}'s environment ({looked})")
 
 
 def command_time(argv: list[str]) -> float:

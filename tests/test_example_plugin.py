@@ -1,8 +1,11 @@
 """End to end: tests/example_plugin/, a separate package installed with pip, is discovered through
 its entry point and its cell, task and remedy run together in a real sweep.
 
-The package is pip-installed into a throwaway virtual environment that sees this one's packages
-(``nox -s plugin-e2e`` installs it into the session instead; then that environment is used as is).
+The package is pip-installed (``pip install --target``, pip building it in its own isolated
+environment) into a scratch folder that the running interpreter puts first on its path: the
+subprocesses run ``sys.executable`` with this environment exactly as it is (the active virtual
+environment included), plus the plugin. ``nox -s plugin-e2e`` installs it into the session instead;
+then that environment is used as is.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -39,35 +41,45 @@ sweep:
 
 
 @pytest.fixture(scope="module")
-def python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An interpreter in whose environment the example plugin is pip-installed."""
+def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """PYTHONPATH for the subprocesses: a folder the example plugin is pip-installed into, or ""
+    when this environment has it already.
+
+    Not a virtual environment: ``venv.create(..., system_site_packages=True)`` inherits the *base*
+    interpreter's site-packages, not the active venv's (issue 13), and ``--no-build-isolation``
+    needs build tools this environment may lack. ``pip install --target`` from the running
+    interpreter, with pip's default build isolation, needs neither.
+    """
     try:
         importlib.metadata.distribution(DIST)
-        return sys.executable
+        return ""
     except importlib.metadata.PackageNotFoundError:
         pass
-    home = tmp_path_factory.mktemp("venv")
-    venv.create(home, system_site_packages=True, with_pip=False)
-    exe = str(home / "bin" / "python")
-    subprocess.run(
-        [exe, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(PACKAGE)],
-        check=True,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        cwd=home,
+    site = tmp_path_factory.mktemp("site")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
+        + [str(PACKAGE)],
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
+        cwd=site,
+        capture_output=True,
+        text=True,
     )
-    return exe
+    assert done.returncode == 0, f"pip install of {PACKAGE} failed:\n{done.stdout}{done.stderr}"
+    return str(site)
 
 
-def rnnlab(python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def rnnlab(plugin_path: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"}
     env.pop("RNNLAB_LOAD_PLUGINS", None)
+    if plugin_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [plugin_path, env.get("PYTHONPATH")]))
     return subprocess.run(
-        [python, "-m", "rnnlab", *args], cwd=cwd, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "rnnlab", *args], cwd=cwd, env=env, capture_output=True, text=True
     )
 
 
-def test_rnnlab_plugins_discovers_the_installed_package(python: str, tmp_path: Path) -> None:
-    result = rnnlab(python, "plugins", "--json", cwd=tmp_path)
+def test_rnnlab_plugins_discovers_the_installed_package(plugin_path: str, tmp_path: Path) -> None:
+    result = rnnlab(plugin_path, "plugins", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {row["distribution"]: row for row in json.loads(result.stdout)}
     row = rows[DIST]
@@ -80,9 +92,9 @@ def test_rnnlab_plugins_discovers_the_installed_package(python: str, tmp_path: P
     assert "rnnlab" in rows  # the built-ins load beside it
 
 
-def test_a_sweep_uses_its_cell_task_and_remedy(python: str, tmp_path: Path) -> None:
+def test_a_sweep_uses_its_cell_task_and_remedy(plugin_path: str, tmp_path: Path) -> None:
     (tmp_path / "example.yaml").write_text(SWEEP)
-    result = rnnlab(python, "sweep", "example.yaml", cwd=tmp_path)
+    result = rnnlab(plugin_path, "sweep", "example.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("example")
