@@ -56,7 +56,7 @@ def plugin_e2e(session: nox.Session) -> None:
     discovery by `rnnlab plugins` and a sweep that uses its cell, task and remedy."""
     _install(session)
     session.install(EXAMPLE)  # a real (non-editable) install through its entry point
-    session.run("rnnlab", "plugins")
+    session.run("python", "-m", "rnnlab", "plugins")
     session.run("python", "-m", "pytest", "tests/test_example_plugin.py", *session.posargs)
     session.chdir(EXAMPLE)
     session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "tests", *session.posargs)
