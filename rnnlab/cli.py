@@ -6,6 +6,7 @@ the commands that need them, so ``rnnlab --help`` answers at once.
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -16,12 +17,15 @@ from rnnlab.errors import RnnlabError
 _PLUGINS = "rnnlab.plugins"
 
 
-class _Failed(click.ClickException):
-    """An :class:`RnnlabError` shown as ``Error: ...`` with its own exit code."""
+@functools.cache
+def _failure(exit_code: int) -> type[click.ClickException]:
+    # click 8.5 declares ClickException.exit_code a ClassVar: one subclass per exit code
+    return type(f"Failed{exit_code}", (click.ClickException,), {"exit_code": exit_code})
 
-    def __init__(self, error: RnnlabError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
+
+def _failed(error: RnnlabError) -> click.ClickException:
+    """An :class:`RnnlabError` shown as ``Error: ...`` with its own exit code."""
+    return _failure(error.exit_code)(str(error))
 
 
 def plugins_of(ctx: click.Context) -> Any:
@@ -34,7 +38,7 @@ def plugins_of(ctx: click.Context) -> Any:
         try:
             root.meta[_PLUGINS] = make_plugin_manager(strict=strict)
         except RnnlabError as exc:
-            raise _Failed(exc) from None
+            raise _failed(exc) from None
     return root.meta[_PLUGINS]
 
 
@@ -54,7 +58,7 @@ class RnnlabGroup(click.Group):
             try:
                 root.meta["rnnlab.commands"] = plugin_commands(plugins_of(ctx), self)
             except RnnlabError as exc:
-                raise _Failed(exc) from None
+                raise _failed(exc) from None
         commands: dict[str, click.Command] = root.meta["rnnlab.commands"]
         return commands
 
@@ -69,7 +73,7 @@ class RnnlabGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RnnlabError as exc:
-            raise _Failed(exc) from None
+            raise _failed(exc) from None
 
 
 @click.group(cls=RnnlabGroup, context_settings={"help_option_names": ["-h", "--help"]})
