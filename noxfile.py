@@ -1,5 +1,6 @@
 """Developer sessions: ``nox`` runs tests, lint, typecheck; ``nox -s science`` the slow checks,
-``nox -s plugin-e2e`` the example third-party plugin, ``nox -s bench`` the benchmarks."""
+``nox -s plugin-e2e`` the example third-party plugin, ``nox -s mutants`` the planted defects,
+``nox -s bench`` the benchmarks."""
 
 from __future__ import annotations
 
@@ -48,6 +49,14 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     _install(session)
     session.run("mypy", *TYPED)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Planted defects (tests/mutants/): each must make its test selection fail; prints which
+    tests caught each. ``nox -s mutants -- --slow`` adds the slow selections, ``-- m03`` one."""
+    _install(session)
+    session.run("python", "-m", "tests.mutants", *session.posargs)
 
 
 @nox.session(name="plugin-e2e")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks 1-3 and 5 on a GPU (issue 7): rnnlab against cuDNN, the cost of probing, and
-# trials/hour of the flagship sweep. Writes benchmarks/results-gpu/*.json and
+# trials/hour of the flagship sweep; first the cuDNN check (issue 15, benchmarks/cudnn.py: the
+# fused path equals the probed loop on CUDA, TF32 off). Writes benchmarks/results-gpu/*.json and
 # docs/performance-gpu.md; the CPU figures (benchmarks/results/, docs/performance.md) are left alone.
 #
 #   benchmarks/gpu.sh wheels [DIR]                     # here, with the network: see below
@@ -15,7 +16,8 @@
 # folder, and the code still runs from this checkout. `--copy-to DIR` copies the results, the page
 # and the log into DIR (a folder that comes back from the GPU machine).
 #
-# Exit codes: 0 every benchmark ran; 1 one failed (the page says which); 3 torch sees no CUDA GPU
+# Exit codes: 0 every benchmark ran and the cuDNN check passed; 1 one failed (the page says which)
+# or the check failed (benchmarks/results-gpu/checks/cudnn.json says where); 3 no CUDA GPU seen
 # (nothing ran); 4 rnnlab or its dependencies cannot be imported (nothing ran); 124 the time limit
 # (BENCH_LIMIT_S, default 520 s) stopped them (the page holds what had finished).
 set -euo pipefail
@@ -116,19 +118,32 @@ if ! "$PY" -c 'import mlflow, optuna, pydantic, rnnlab.sweep, rnnlab.train' ||
     exit 4
 fi
 
-# 3. the benchmarks, on CUDA alone, within the time limit; then the page from what finished
+# 3. the cuDNN check (benchmarks/cudnn.py, seconds): the fused path against the probed loop for
+# rnn, lstm and gru, TF32 off; a disagreement makes the script exit 1 after the benchmarks. Its
+# JSON goes to a subfolder: the page is made from every *.json of $RESULTS itself
 mkdir -p "$RESULTS"
+set +e
+"$PY" -u -m benchmarks.cudnn --out "$RESULTS/checks" 2>&1 | tee "$LOG"
+checked=${PIPESTATUS[0]}
+set -e
+
+# 4. the benchmarks, on CUDA alone, within the time limit; then the page from what finished
 began=$SECONDS
 set +e
 timeout --kill-after=20 "${BENCH_LIMIT_S:-520}" "$PY" -u -m benchmarks.run --device cuda \
-    --only overhead fused scaling probing --out "$RESULTS" --doc "$PAGE" 2>&1 | tee "$LOG"
+    --only overhead fused scaling probing --out "$RESULTS" --doc "$PAGE" 2>&1 | tee -a "$LOG"
 status=${PIPESTATUS[0]}
 set -e
+if ((checked != 0 && status == 0)); then
+    say "the cuDNN check failed (above): the fused path and the probed loop disagree"
+    status=1
+fi
 "$PY" -m benchmarks.run --report-only --out "$RESULTS" --doc "$PAGE"
 say "benchmarks took $((SECONDS - began)) s; exit $status; the log is $LOG"
 if [[ -n "$COPY_TO" ]]; then
     mkdir -p "$COPY_TO/results-gpu"
     cp "$RESULTS"/*.json "$COPY_TO/results-gpu/" 2>/dev/null || true
+    cp "$RESULTS"/checks/cudnn.json "$COPY_TO/" 2>/dev/null || true
     cp "$PAGE" "$LOG" "$COPY_TO/"
 fi
 exit "$status"

@@ -3,11 +3,19 @@
 Two runs of ``train()`` per case, interleaved: ``probe_every: 2``, where probed and unprobed
 steps alternate (the per-step cost, measured side by side), and ``probe_every: 10`` (the
 amortised cost of a ten-step cycle). A probed step is everything ``train()`` does on it: the
-hand-written loop with the probes, the curve and its summaries, per-parameter gradient norms and
+hand-written loop with the probes, the curves and their summaries, per-parameter gradient norms and
 the recurrent weight's spectral norm and radius. Cells whose remedy wraps or normalises them
 (batch-norm, layer-norm, gating, residual) have no fused path, so their unprobed step is the same
 loop without probes. On a GPU the same runs on CUDA too, each step's end stamped after
 ``torch.cuda.synchronize`` (benchmarks/_runs.py).
+
+The adding problem's target loss is its whole loss, so its probed step computes no extra
+gradient. The target-curve rows measure what the target curve costs where it does: copy memory,
+whose 10 recall steps are a share of a loss at every step, so a probed step also takes
+``autograd.grad`` of their loss with respect to the probes. Two runs of ``train()`` with
+``probe_every: 2``, interleaved: as rnnlab runs it, and with copy's ``target_loss`` returning
+None (the dataset declaring its whole loss the target, the path of a last-step task); median
+probed step over median probed step.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ TITLE = "Probing: a probed step vs an unprobed one, and amortised at probe_every
 PER_STEP_TARGET = 1.5
 AMORTISED_TARGET = 1.05
 EVERY = 10
+TARGET_TARGET = 1.5  # the target curve: one more backward pass through the hidden states alone
+TARGET_CELLS = ("rnn", "lstm")
 
 CASES: list[tuple[str, tuple[str, ...]]] = [
     ("rnn", ()),
@@ -62,8 +72,40 @@ def probed_and_unprobed(data: dict[str, Any]) -> tuple[float, float]:
     return median(probed), median(unprobed)
 
 
+def copy_delay(seq_len: int) -> int:
+    """Copy memory's delay T for sequences of ``seq_len`` steps (T + 20; at least 21)."""
+    return max(seq_len - 20, 1)
+
+
+def target_child(args: dict[str, Any]) -> dict[str, Any]:
+    """In a fresh process: ``reps`` interleaved copy runs (probe_every 2), with the target curve
+    and with it off (``target_loss`` returning None); their median probed steps."""
+    from rnnlab_tasks.copy import CopyMemory
+
+    data = _runs.config(
+        args["cell"], 0, probe_every=2, steps=args["steps"], device=args["device"], **args["config"]
+    )
+    data["dataset"] = {"name": "copy", "seq_len": copy_delay(args["seq_len"]), "val_size": 64}
+    own = CopyMemory.target_loss
+
+    def probed(with_target: bool) -> float:
+        stand_in = own if with_target else lambda self, out, y: None  # the whole loss: no extra
+        setattr(CopyMemory, "target_loss", stand_in)  # noqa: B010 (mypy: method-assign)
+        try:
+            return probed_and_unprobed(data)[0]
+        finally:
+            setattr(CopyMemory, "target_loss", own)  # noqa: B010
+
+    runs = interleave(
+        {"with": partial(probed, True), "without": partial(probed, False)}, args["reps"]
+    )
+    return {name: list(values) for name, values in runs.items()}
+
+
 def child(args: dict[str, Any]) -> dict[str, Any]:
     """In a fresh process: ``reps`` interleaved pairs of runs (probe_every 2 and 10) of a case."""
+    if args.get("target"):
+        return target_child(args)
     configs = {
         str(every): _runs.config(
             args["cell"],
@@ -124,6 +166,8 @@ def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
                     extra={"probed_ms": [1000 * p for p, _ in runs[str(EVERY)]]},
                 )
             )
+    for device in where:
+        rows.extend(target_rows(quick, device, seq_len, sizes, reps))
     long = steps[str(EVERY)]
     method = (
         f"adding T={seq_len}, batch {sizes['batch']}, hidden {sizes['hidden']}, Adam, 1 torch "
@@ -133,7 +177,11 @@ def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
         f"{long} steps with probe_every={EVERY}; the mean step of a {EVERY}-step cycle, "
         f"(probed + {EVERY - 1} x unprobed) / {EVERY} from the run's medians, over its median "
         f"unprobed step. {reps} repetitions of each run, interleaved, in a fresh process per "
-        "case; ratios are medians of the per-run ratios."
+        "case; ratios are medians of the per-run ratios. Target curve: copy memory with "
+        f"{copy_delay(seq_len) + 20} steps (delay {copy_delay(seq_len)}), the same sizes, "
+        f"{steps['2']} steps with "
+        "probe_every=2; the median probed step of a run as rnnlab runs it over that of a run "
+        "with copy's target_loss returning None, interleaved."
     )
     notes = []
     if "cuda" in where:
@@ -154,6 +202,29 @@ def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
         notes=notes,
         devices=where,
     )
+
+
+def target_rows(
+    quick: bool, device: str, seq_len: int, sizes: dict[str, int], reps: int
+) -> list[Row]:
+    """What the target curve adds to a probed step of copy memory, one row per cell."""
+    rows = []
+    for cell in TARGET_CELLS[:1] if quick else TARGET_CELLS:
+        args = {"cell": cell, "seq_len": seq_len, "reps": reps, "steps": 42, "target": True}
+        runs = run_child(__name__, {**args, "config": sizes, "device": device})
+        rows.append(
+            ratio_row(
+                f"{cell} copy: target curve on a probed step{suffix(device)}",
+                runs["with"],
+                runs["without"],
+                unit="ms/probed step",
+                baseline_label="probed step without it, same process",
+                op="<=",
+                limit=TARGET_TARGET,
+                scale=1000,
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":

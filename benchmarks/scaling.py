@@ -32,7 +32,7 @@ TITLE = "Sweep scaling: trials/hour with 1 vs 2 CPU workers, and idle slot time"
 TARGET = 1.7
 GAP_TARGET_S = 1.0  # "no idle time but the final tail": a slot goes straight to its next trial
 FLAGSHIP = ROOT / "experiments" / "vanishing.yaml"
-# the flagship's grid with one seed, 48 trials of 200 steps instead of 96 of 1000: a few minutes
+# the flagship's grid with one seed, 46 trials of 200 steps instead of 92 of 1000: a few minutes
 FLAGSHIP_SETS = ("train.steps=200", "sweep.seeds=[0]")
 FLAGSHIP_QUICK_SETS = (
     "train.steps=20",

@@ -40,9 +40,13 @@ HEADER = """\
 Every task below is registered by the built-in plugin `rnnlab_tasks` and is chosen with
 `dataset: {name: <task>, ...options}` in a run config ([config.md](config.md)). A task's kind
 fixes its loss, and its class defines its accuracy; every run logs `val/loss` and
-`val/accuracy`. Where a task lists *derived metrics* (normalised RMSE, bits per character),
-its `derived_metrics(scores)` computes them from the split's mean loss and every evaluation
-logs them beside `val/loss` (`val/nrmse`, `val/bpc`; either can be a sweep's objective).
+`val/accuracy`, and a completed run `test/loss` and `test/accuracy` once at the end. Where a
+task lists *derived metrics* (normalised RMSE, bits per character), its
+`derived_metrics(scores)` computes them from the split's mean loss and every evaluation logs
+them beside the loss (`val/nrmse`, `val/bpc`, `test/...`; the val ones can be a sweep's
+objective). Each task's *target* is the steps whose loss needs memory: the gradient of their
+loss alone is the target curve (`grad/target/*`, `target_norms`), beside the whole loss's curve
+(`grad/*`, `norms`); on a task whose loss is on the last step the two are the same.
 
 This page is generated from the classes' docstrings and `Params` by
 `python docs/make_tasks.py`; a test fails when it is out of date.

@@ -32,6 +32,7 @@ _LAZY = {
     "Normalizer": "rnnlab.base",
     "CellWrapper": "rnnlab.base",
     "LayerTrace": "rnnlab.base",
+    "TaskShape": "rnnlab.taskshape",
     "SequenceModel": "rnnlab.model",
     "RunConfig": "rnnlab.config",
     "ConfigError": "rnnlab.errors",
@@ -56,6 +57,7 @@ __all__ = [
     "Normalizer",
     "CellWrapper",
     "LayerTrace",
+    "TaskShape",
     "SequenceModel",
     "RunConfig",
     "ConfigError",
@@ -84,6 +86,7 @@ if TYPE_CHECKING:
     from rnnlab.errors import ConfigError, IncompatibleError, PluginError
     from rnnlab.model import SequenceModel
     from rnnlab.plugins import Registry, make_plugin_manager
+    from rnnlab.taskshape import TaskShape
     from rnnlab.train import RunResult, train
 
 

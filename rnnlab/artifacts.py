@@ -1,8 +1,11 @@
 """What a run leaves behind: its readable name, tags, and artifact files.
 
 Artifacts: ``config.yaml`` (the resolved config), ``gradient_flow.npz`` (probe step x layer x
-time step), ``gradient_flow.png`` (heatmap, log scale), ``gradient_flow_curves.png`` (first and
-last curve) and ``summary.json``.
+time step: ``norms``, the total curve ||dL/dh_t||, and ``target_norms``, the target curve
+||dL_target/dh_t||, rnnlab.probe), ``gradient_flow.png`` and ``gradient_flow_target.png``
+(heatmaps of the two, log scale; the second only where the curves differ, so not on a last-step
+task, where it would be the first again at ~0.1 s a run), ``gradient_flow_curves.png`` (first and
+last total curve) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import platform
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
 import rnnlab
+from rnnlab._names import FLOW_ARRAYS, SELECTION
 from rnnlab.probe import FlowRecorder
 
 if TYPE_CHECKING:
@@ -47,6 +51,7 @@ def tags(run: ResolvedRun, device: str) -> dict[str, str]:
         "rnnlab.device": device,
         "rnnlab.version": rnnlab.__version__,
         "rnnlab.source": run.source,
+        SELECTION: run.config.train.select,
     }
 
 
@@ -65,17 +70,18 @@ def write(
     from rnnlab import plots
 
     (out / "config.yaml").write_text(yaml.safe_dump(run.as_dict(), sort_keys=False))
-    flow = recorder.array()
-    np.savez_compressed(
-        out / "gradient_flow.npz",
-        steps=np.asarray(recorder.steps, dtype=np.int64),
-        norms=flow,
-        underflow=flow <= 0.0,
-    )
+    flow, target = recorder.array(), recorder.target_array()
+    values = (np.asarray(recorder.steps, dtype=np.int64), flow, flow <= 0.0, target)
+    arrays: dict[str, Any] = dict(zip(FLOW_ARRAYS, values, strict=True))
+    np.savez_compressed(out / "gradient_flow.npz", **arrays)
     remedies = "+".join(r.name for r in run.remedies) or "no remedy"
     title = f"{run.cell.name} ({remedies}) on {run.dataset.name}, seed {run.config.seed}"
     if flow.size and run.config.train.plots:
         plots.flow_heatmap(recorder.steps, flow, out / "gradient_flow.png", title)
+        if not np.array_equal(target, flow):  # on a last-step task it is gradient_flow.png
+            aim = f"{title}: target steps' loss"
+            path = out / "gradient_flow_target.png"
+            plots.flow_heatmap(recorder.steps, target, path, aim, plots.TARGET)
         plots.flow_curves(recorder.steps, flow, out / "gradient_flow_curves.png", title)
     summary = {
         "outcome": result.outcome,
@@ -85,6 +91,7 @@ def write(
         "seconds": round(result.seconds, 3),
         "metrics": result.metrics,
         "probe_steps": recorder.steps,
+        "selection": {"rule": run.config.train.select, "step": result.selected_step},
         "device": device,
         "versions": {
             "rnnlab": rnnlab.__version__,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from rnnlab.model import SequenceModel
+    from rnnlab.taskshape import TaskShape
 
 State = tuple[Tensor, ...]
 """A cell's recurrent state. ``state[0]`` is the hidden state h that probing measures; the model may
@@ -53,7 +54,16 @@ class Normalizer(nn.Module):
 
 
 NormalizerFactory = Callable[[int, str], Normalizer]
-"""``make(features, role)`` with role ``"input"``, ``"hidden"`` or ``"cell"``."""
+"""``make(features, role)``, called by :meth:`Cell.set_normalizers` once per normaliser it places.
+
+Roles: ``"summed"`` (one per gate, in gate order, ``features`` = hidden size: that gate's summed
+pre-activation W_x x_t + W_h h_{t-1}, the biases added after it; Ba et al. 2016), ``"input"`` and
+``"hidden"`` (the separate-terms form: W_x x_t and W_h h_{t-1} each on its own, ``features`` = the
+width of all gates together; Cooijmans et al. 2016, Ba et al.'s LN-LSTM) and ``"cell"`` (an LSTM's
+cell state c_t before its output tanh, in both forms)."""
+
+NormTerms = Literal["summed", "separate"]
+"""Which pre-activation a normaliser inside a cell sees (see :data:`NormalizerFactory`)."""
 
 
 class Cell(nn.Module):
@@ -72,19 +82,43 @@ class Cell(nn.Module):
           cuDNN on a GPU) that the model uses on steps where no probe is taken. It must share the
           parameters of the step path and give the same result.
 
+    Optional hooks: ``resolve_params(params, task)`` replaces options that follow the task
+    (IndRNN's ``recurrent_max: auto``) when the config is resolved; ``init_layer(layer, layers)``
+    runs once the cell is made, for initialisations that depend on its depth.
+
     Capabilities (``capabilities`` class attribute) tell remedies what a cell can do:
         * ``"identity_init"``: ``init_identity(scale, nonlinearity)`` (the IRNN recipe).
-        * ``"normalize"``: ``set_normalizers(make)`` puts normalisers on the input and hidden terms.
+        * ``"normalize"``: ``set_normalizers(make, terms)`` puts normalisers inside the step, on
+          each gate's summed pre-activation (``terms="summed"``) or on the input and recurrent
+          terms separately (``"separate"``); the roles are listed at :data:`NormalizerFactory`.
+        * ``"normalize_outputs"``: norm remedies normalise the layer's output sequence between
+          layers, never inside the recurrence (Li et al. 2018 for IndRNN, whose bounded u a
+          normaliser inside would cancel); takes precedence over ``"normalize"``.
+
+    ``additive = True`` declares that the update already carries the previous state through a
+    sum or an interpolation (LSTM's c_t = f c_{t-1} + i g, GRU's z h_{t-1} + (1 - z) n): a
+    residual connection through time would count it twice, so ``residual`` refuses the cell.
     """
 
     Params: ClassVar[type[Params]] = Params
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    additive: ClassVar[bool] = False
 
     def __init__(self, input_size: int, hidden_size: int, params: _Params | None = None) -> None:
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.params = params if params is not None else type(self).Params()
+
+    @classmethod
+    def resolve_params(cls, params: _Params, task: TaskShape) -> _Params:
+        """``params`` with every option that follows the task replaced by its value (called by
+        ``config.resolve``; the run logs the result). Reading ``task`` builds the dataset."""
+        return params
+
+    def init_layer(self, layer: int, layers: int) -> None:
+        """Called by ``build_model`` right after the cell is made, before any remedy acts: this
+        cell is layer ``layer`` (0 = bottom) of ``layers``. Default: nothing."""
 
     def init_state(
         self, batch: int, device: torch.device | None = None, dtype: torch.dtype | None = None
@@ -111,13 +145,22 @@ class Cell(nn.Module):
         """The matrix that multiplies h_{t-1} (for spectral norms), or None."""
         return None
 
+    def input_weight(self) -> Tensor | None:
+        """The parameter (or a view of it) that multiplies x_t, or None; remedies may
+        re-initialise it in place (the ``relu`` remedy's ``input_std``)."""
+        return None
+
     def constrain(self) -> None:
         """Called after every optimizer step: enforce parameter constraints in place."""
 
     def init_identity(self, scale: float, nonlinearity: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not support identity_init")
 
-    def set_normalizers(self, make: NormalizerFactory) -> None:
+    def set_normalizers(self, make: NormalizerFactory, terms: NormTerms) -> None:
+        """Place normalisers made by ``make(features, role)`` inside the step: with
+        ``terms="summed"`` one ``"summed"`` per gate, with ``"separate"`` an ``"input"`` and a
+        ``"hidden"`` one, and (LSTM) a ``"cell"`` one in both. A cell with normalisers has no
+        fused path."""
         raise NotImplementedError(f"{type(self).__name__} does not support normalize")
 
 
@@ -144,6 +187,9 @@ class CellWrapper(Cell):
 
     def recurrent_weight(self) -> Tensor | None:
         return self.inner.recurrent_weight()
+
+    def input_weight(self) -> Tensor | None:
+        return self.inner.input_weight()
 
     def constrain(self) -> None:
         self.inner.constrain()
@@ -174,6 +220,10 @@ class Dataset:
     once over a set that is fixed for a given seed. Batches are ``(x, y)`` with ``x`` of shape
     ``[T, B, input_size]``; ``y`` is ``[B, output_size]`` (regression), ``[B]`` (class at the last
     step) or ``[T, B]`` (class at every step).
+
+    The *target* of a task is the steps whose loss needs memory (:meth:`target_steps`); rnnlab
+    measures the gradient of their loss alone (:meth:`target_loss`) beside the gradient of the
+    whole loss. A dataset that declares nothing has the last step as its target.
     """
 
     Params: ClassVar[type[Params]] = Params
@@ -203,6 +253,44 @@ class Dataset:
             return nn.functional.mse_loss(out, y)
         return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
 
+    def target_steps(self) -> slice:
+        """The time steps whose loss needs memory: the task's target (default: the last step).
+
+        They index the time axis of an every-step task's ``out`` ``[T, B, O]`` and ``y``
+        ``[T, B]``: copy memory's 10 recall steps are ``slice(-10, None)``. A last-step task's
+        loss is on its last step alone, so its target is the whole loss whatever this says.
+        """
+        return slice(-1, None)
+
+    def target_loss(self, out: Tensor, y: Tensor) -> Tensor | None:
+        """The target steps' share of ``loss(out, y)``, or None when that share is all of it.
+
+        rnnlab's target curve is ||d(target loss)/dh_t||, taken on probed steps only. With a
+        loss at every step, dL/dh_t contains step t's own loss term and stays flat even when the
+        signal from the steps that need memory has vanished; the target curve shows it (the
+        gradient of a loss at the end of the sequence, as Arjovsky et al. 2016 and Pascanu et
+        al. 2013 plot it). The share keeps the training loss's normalisation, so that the total
+        gradient is the target's plus the rest's: for a loss averaged over T steps, the target
+        steps' terms over T.
+
+        Default: None for the last-step kinds (the loss is the target's); for ``classify_every``,
+        ``loss`` on the :meth:`target_steps` times their fraction of the T steps, which is right
+        for any loss that is a mean over steps (override it for one that is not), and None when
+        they are all the steps. Returning None means no extra backward pass runs.
+        """
+        if self.kind is not TaskKind.CLASSIFY_EVERY:
+            return None
+        steps = self.target_steps()
+        picked = len(range(out.shape[0])[steps])
+        if picked == 0:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}.target_steps() = {steps} selects none of {out.shape[0]} steps"
+            )
+        if picked == out.shape[0]:
+            return None
+        return self.loss(out[steps], y[steps]) * (picked / out.shape[0])
+
     def derived_metrics(self, scores: dict[str, float]) -> dict[str, float]:
         """Task-specific metrics computed from an evaluation's ``<split>/loss`` and
         ``<split>/accuracy`` (bits per character, normalised RMSE...); logged beside them."""
@@ -220,11 +308,17 @@ class Remedy:
     """A remedy for vanishing or exploding gradients.
 
     A remedy may change the cells (``apply_cell``: re-initialise, wrap, add normalisers), the
-    model (``apply_model``), add a term to the loss (``loss_term``; with ``needs_states`` it sees
-    every layer's hidden states) and/or act on the gradients after backward (``after_backward``).
+    model (``apply_model``), each layer's output sequence (``after_layer``), add a term to the
+    loss (``loss_term``; with ``needs_states`` it sees every layer's hidden states) and/or act on
+    the gradients after backward (``after_backward``).
     It declares what it is compatible with: ``requires`` lists cell capabilities it needs and
-    ``conflicts`` names remedies it cannot be combined with; ``incompatibility`` may refine that.
-    An incompatible combination is refused before anything trains.
+    ``conflicts`` names remedies it cannot be combined with; ``incompatibility`` may refine that,
+    and ``check`` may refine it further with the remedy's options and the task. An incompatible
+    combination is refused before anything trains.
+
+    One instance serves one model: ``build_model`` hands it every layer's cell, then the model
+    (``apply_model``: register modules of the remedy's own there with ``model.add_module``), and
+    the model calls ``after_layer`` on every forward pass.
     """
 
     Params: ClassVar[type[Params]] = Params
@@ -253,12 +347,43 @@ class Remedy:
             return f"cannot be combined with {', '.join(repr(c) for c in clash)}"
         return None
 
+    @classmethod
+    def check(
+        cls,
+        params: _Params,
+        cell_name: str,
+        cell_cls: type[Cell],
+        remedies: Sequence[str],
+        layers: int,
+        task: TaskShape,
+    ) -> str | None:
+        """Why this remedy, with these options, cannot run on this cell and task; None if it can.
+
+        What ``config.resolve`` calls (a sweep records a reason as ``incompatible``); the default
+        is :meth:`incompatibility`. Override it when compatibility depends on the options or the
+        task (``residual`` through time on an additive cell); reading ``task`` builds the
+        dataset. A reason should say what to change.
+        """
+        return cls.incompatibility(cell_name, cell_cls, remedies, layers)
+
     def apply_cell(self, cell: Cell, layer: int) -> Cell:
         """Return the cell to use for ``layer`` (the same one, re-initialised, or a wrapper)."""
         return cell
 
     def apply_model(self, model: SequenceModel) -> None:
-        """Change the model as a whole (e.g. residual connections across layers)."""
+        """Change the model as a whole; register modules of the remedy's own here with
+        ``model.add_module(name, module)`` (the batch-norm between IndRNN layers)."""
+
+    def after_layer(self, layer: int, inputs: Tensor, outputs: Tensor) -> Tensor:
+        """The output sequence of layer ``layer`` as the layer above (or the head) receives it.
+
+        Called on every forward pass (probed or not, fused or not), remedies in ``stage`` order:
+        ``inputs`` is what the layer received (``[T, B, *]``), ``outputs`` its h_t for every t
+        (``[T, B, hidden]``, after earlier remedies' ``after_layer``); the probes measure h_t
+        before this. Residual connections across layers and the normalisers between IndRNN
+        layers act here. Default: ``outputs``.
+        """
+        return outputs
 
     def loss_term(
         self, loss: Tensor, traces: Sequence[LayerTrace]

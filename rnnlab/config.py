@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rnnlab.errors import ConfigError, IncompatibleError
+from rnnlab.errors import ConfigError, IncompatibleError, RnnlabError, SetupError
 from rnnlab.sources import Key, Source, apply_override, dotted, load_yaml
+from rnnlab.taskshape import TaskShape
 
 if TYPE_CHECKING:
     from rnnlab.base import Cell, Dataset, Params, Remedy
@@ -59,6 +60,13 @@ class TrainConfig(_Strict):
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     lr: float = Field(1e-3, gt=0, description="learning rate")
     momentum: float = Field(0.0, ge=0, description="sgd / rmsprop momentum")
+    rmsprop_alpha: float = Field(
+        0.99,
+        ge=0,
+        lt=1,
+        description="rmsprop's smoothing constant (torch's alpha; Arjovsky et al. 2016 and "
+        "Cooijmans et al. 2016 used 0.9); ignored by adam and sgd",
+    )
     weight_decay: float = Field(0.0, ge=0)
     eval_every: int = Field(100, gt=0, description="validate every N steps (and at 0 and the end)")
     probe_every: int = Field(100, ge=0, description="gradient-flow probe every N steps; 0 = never")
@@ -68,6 +76,11 @@ class TrainConfig(_Strict):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (default: torch's)")
     flush_denormal: bool = Field(True, description="flush denormal floats on CPU (much faster)")
+    select: Literal["final", "best_val"] = Field(
+        "final",
+        description="the weights the test split is evaluated on at the end: final (after the "
+        "last step) or best_val (from the evaluation with the lowest val/loss)",
+    )
     plots: bool = Field(
         True,
         description="draw gradient_flow.png and gradient_flow_curves.png for the run (~0.2 s); "
@@ -183,8 +196,8 @@ def _pydantic_errors(
                 msg += f". Did you mean {close[0]!r}?"
         elif err["type"] == "missing":
             msg = f"required key {dotted(key)!r} is missing; add it"
-        else:
-            msg = f"{err['msg']} (got {err.get('input')!r})"
+        else:  # pydantic's "Value error, " prefix says nothing to the user
+            msg = f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
         lines.append(f"{source.where(key)}: {msg}")
     return ConfigError("\n".join(lines))
 
@@ -229,25 +242,33 @@ def resolve(source: Source, registry: Registry) -> ResolvedRun:
     config = parse_run_config(source)
     dataset = _choose(source, registry, "dataset", config.dataset, ("dataset",), {"name"})
     cell = _choose(source, registry, "cell", config.cell, ("cell",), {"name", "hidden_size"})
+    task = TaskShape(lambda: _make_dataset(dataset, config.seed))  # built only if a plugin asks
+    cell = _resolve_cell_params(source, cell, task)
     remedies: list[PluginChoice] = []
     names = [r.name for r in config.remedies]
     for i, ref in enumerate(config.remedies):
         if ref.name in names[:i]:
             raise source.error(("remedies", i), f"remedy {ref.name!r} is listed twice; keep one")
         remedies.append(_choose(source, registry, "remedy", ref, ("remedies", i), {"name"}))
+    layers = config.model.layers
     for i, remedy in enumerate(remedies):
         others = [n for n in names if n != remedy.name]
-        reason = remedy.cls.incompatibility(  # type: ignore[attr-defined]
-            cell.name, cell.cls, others, config.model.layers
-        )
+        check = remedy.cls.check  # type: ignore[attr-defined]
+        reason = check(remedy.params, cell.name, cell.cls, others, layers, task)
         if not reason:
             continue
         where = source.where(("remedies", i))
-        if remedy.cls.requires <= getattr(cell.cls, "capabilities", frozenset()):  # type: ignore[attr-defined]
+        if check(remedy.params, cell.name, cell.cls, [], layers, task) is None:
             raise IncompatibleError(
                 f"{where}: remedy {remedy.name!r} {reason}; remove one of them from remedies"
             )
-        fits = _cells_supporting(registry, remedy.cls)
+        if remedy.cls.incompatibility(cell.name, cell.cls, [], layers) is None:  # type: ignore[attr-defined]
+            # the options or the task make it fail: the reason says what to change
+            raise IncompatibleError(
+                f"{where}: remedy {remedy.name!r} is incompatible with cell {cell.name!r} on "
+                f"dataset {dataset.name!r}: {reason}"
+            )
+        fits = _cells_supporting(registry, remedy, layers, task)
         fix = f"; cells that support it: {', '.join(fits)}" if fits else ""
         raise IncompatibleError(
             f"{where}: remedy {remedy.name!r} is incompatible with cell {cell.name!r}: "
@@ -267,16 +288,42 @@ def _check_device(source: Source, device: str) -> None:
         raise source.error(("train", "device"), str(exc).removeprefix("train.device: ")) from None
 
 
-def _cells_supporting(registry: Registry, remedy_cls: Any) -> list[str]:
+def _cells_supporting(
+    registry: Registry, remedy: PluginChoice, layers: int, task: TaskShape
+) -> list[str]:
     fits = []
     for name in registry.names("cell"):
         try:
             cls = registry.get("cell", name)
         except ConfigError:  # a plugin's broken lazy reference: not a suggestion
             continue
-        if remedy_cls.requires <= getattr(cls, "capabilities", frozenset()):
+        if remedy.cls.check(remedy.params, name, cls, [], layers, task) is None:  # type: ignore[attr-defined]
             fits.append(name)
     return fits
+
+
+def _make_dataset(dataset: PluginChoice, seed: int) -> Dataset:
+    """The dataset of a config being resolved, for the sizes a plugin asked for."""
+    try:
+        made: Dataset = dataset.cls(dataset.params, seed)
+    except RnnlabError:  # missing data files and the like: already a clear message
+        raise
+    except Exception as exc:
+        raise SetupError(
+            f"dataset {dataset.name!r} ({dataset.cls.__module__}) failed to build while the "
+            f"config was resolved: {type(exc).__name__}: {exc}"
+        ) from exc
+    return made
+
+
+def _resolve_cell_params(source: Source, cell: PluginChoice, task: TaskShape) -> PluginChoice:
+    """The cell's options that follow the task (``auto``), replaced by their values."""
+    try:
+        params = cell.cls.resolve_params(cell.params, task)  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        options = sorted({*type(cell.params).model_fields, "name", "hidden_size"})
+        raise _pydantic_errors(source, exc, ("cell",), lambda loc: options) from None
+    return PluginChoice(cell.name, cell.cls, params)
 
 
 def load_run_config(

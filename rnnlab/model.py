@@ -20,14 +20,21 @@ class SequenceModel(nn.Module):
         cells: one cell per layer, bottom first.
         output_size: width of the head's output.
         kind: the task kind; last-step tasks only apply the head to the last step.
+        remedies: their ``after_layer`` runs on every layer's output sequence, in this order.
     """
 
-    def __init__(self, cells: Sequence[Cell], output_size: int, kind: TaskKind) -> None:
+    def __init__(
+        self,
+        cells: Sequence[Cell],
+        output_size: int,
+        kind: TaskKind,
+        remedies: Sequence[Remedy] = (),
+    ) -> None:
         super().__init__()
         self.cells = nn.ModuleList(cells)
         self.head = nn.Linear(cells[-1].hidden_size, output_size)
         self.kind = kind
-        self.residual_layers = False  # h^l = h^{l-1} + layer(h^{l-1}); set by the residual remedy
+        self.remedies = tuple(remedies)  # not modules: a remedy registers its own in apply_model
 
     def layers(self) -> list[Cell]:
         return list(self.cells)  # type: ignore[arg-type]
@@ -74,8 +81,8 @@ class SequenceModel(nn.Module):
                 out, _ = cell.forward_fused(h, state)
             else:
                 out = run_loop(cell, h, state, z, trace)
-            if self.residual_layers and index > 0:
-                out = out + h
+            for remedy in self.remedies:
+                out = remedy.after_layer(index, h, out)
             h = out
         if self.kind is TaskKind.CLASSIFY_EVERY:
             return self.head(h), probes
@@ -120,15 +127,17 @@ def build_model(
     kind: TaskKind,
     remedies: Sequence[Remedy] = (),
 ) -> SequenceModel:
-    """Instantiate ``layers`` cells, let every remedy act on each (in order), then on the model."""
+    """Instantiate ``layers`` cells (each told its depth by ``init_layer``), let every remedy act
+    on each (in stage order), then on the model; the model calls their ``after_layer``."""
     remedies = sorted(remedies, key=lambda r: r.stage)
     cells: list[Cell] = []
     for layer in range(layers):
         cell = cell_cls(input_size if layer == 0 else hidden_size, hidden_size, cell_params)
+        cell.init_layer(layer, layers)
         for remedy in remedies:
             cell = remedy.apply_cell(cell, layer)
         cells.append(cell)
-    model = SequenceModel(cells, output_size, kind)
+    model = SequenceModel(cells, output_size, kind, remedies)
     for remedy in remedies:
         remedy.apply_model(model)
     return model

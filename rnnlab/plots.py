@@ -1,4 +1,5 @@
-"""Gradient-flow figures (matplotlib, Agg): a heatmap over training and the first/last curves."""
+"""Gradient-flow figures (matplotlib, Agg): heatmaps over training (the total curve ||dL/dh_t||
+and the target curve ||dL_target/dh_t||, rnnlab.probe) and the first/last curves."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ def _pyplot() -> Any:
     return plt
 
 
-def flow_heatmap(steps: list[int], flow: np.ndarray, path: Path, title: str) -> None:
-    """``flow[probe, layer, t]`` as log10 ||dL/dh_t||: one panel per layer, probe step vs t."""
+TOTAL, TARGET = "||dL/dh_t||", "||dL_target/dh_t||"
+"""What the two curves are called on the figures (rnnlab.probe says what each one is)."""
+
+
+def flow_heatmap(
+    steps: list[int], flow: np.ndarray, path: Path, title: str, quantity: str = TOTAL
+) -> None:
+    """``flow[probe, layer, t]`` as log10 of ``quantity``: one panel per layer, probe step vs t."""
     plt = _pyplot()
     layers = flow.shape[1]
     fig, axes = plt.subplots(layers, 1, figsize=(8, 2.2 + 2.0 * layers), squeeze=False)
@@ -40,7 +47,7 @@ def flow_heatmap(steps: list[int], flow: np.ndarray, path: Path, title: str) -> 
         ax.set_xlabel("time step t")
         ax.set_ylabel("training step")
         ax.set_title(f"layer {layer}" if layers > 1 else title, fontsize=10)
-        fig.colorbar(image, ax=ax, label="log10 ||dL/dh_t|| (-38: underflow)")
+        fig.colorbar(image, ax=ax, label=f"log10 {quantity} (-38: underflow)")
     if layers > 1:
         fig.suptitle(title)
     # fixed margins in inches (tight_layout was half of the drawing time): 0.55 below for the

@@ -1,9 +1,23 @@
-"""Gradient-flow measurement: the ||dL/dh_t|| curve and its summaries.
+"""Gradient-flow measurement: the ||dL/dh_t|| curves and their summaries.
 
-The curve comes from zero tensors the model adds to every h_t on a probed step (Cooijmans et al.
-2016): after backward their gradient is the total derivative dL/dh_t, through every path. Norms are
-taken in float64 so that tiny float32 gradients do not underflow when squared; a value that is
-exactly zero has underflowed (denormals are flushed while training) and is reported as such.
+Two curves per layer on every probed step, both per time step t of the sequence:
+
+* the **total curve** ||dL/dh_t||: L is the task's training loss (remedies' loss terms excluded);
+  it comes from zero tensors the model adds to every h_t on a probed step (Cooijmans et al.
+  2016): after backward their gradient is the total derivative dL/dh_t, through every path.
+* the **target curve** ||dL_target/dh_t||: L_target is the share of L that comes from the task's
+  target steps, the steps whose loss needs memory (:meth:`rnnlab.base.Dataset.target_loss`:
+  copy's 10 recall steps, the last step of a last-step task). With a loss at every step, dL/dh_t
+  contains step t's own loss term, so the total curve stays flat while the signal from the
+  target steps vanishes (copy T=50 at init, tanh RNN: total log10 ratio +0.07, target -14.4;
+  shared/MEASURED.md); the target curve is the one Arjovsky et al. 2016 and Pascanu et al. 2013
+  plot, the gradient of a loss at the end of the sequence. It is taken with ``autograd.grad``
+  before the full backward; when the target loss is the whole loss the two curves are the same
+  and nothing extra runs.
+
+Norms are taken in float64 so that tiny float32 gradients do not underflow when squared; a value
+that is exactly zero has underflowed (denormals are flushed while training) and is reported as
+such.
 """
 
 from __future__ import annotations
@@ -15,21 +29,40 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rnnlab._names import FLOW, FLOW_SUMMARIES, TARGET_FLOW, layer_key
+
 STEPS_IN_PAST_FLOOR = 1e-10
 """Pascanu et al. 2013 count a step while ||dC/dh_k||^2 >= 1e-20, i.e. ||dC/dh_k|| >= 1e-10."""
 
 
+def grad_curve(grad: Tensor | None, steps: int) -> np.ndarray:
+    """||g_t|| for every t of a gradient ``g`` ``[T, B, H]``: the per-example norm over hidden
+    units, averaged over the batch (float64). None (the loss does not depend on the layer) gives
+    zeros of length ``steps``."""
+    if grad is None:
+        return np.zeros(steps)
+    norms: np.ndarray = grad.detach().double().norm(dim=-1).mean(dim=1).cpu().numpy()
+    return norms
+
+
 def flow_curve(probe: Tensor) -> np.ndarray:
-    """||dL/dh_t|| for every t: the per-example norm over hidden units, averaged over the batch.
+    """||dL/dh_t|| for every t (:func:`grad_curve` of ``probe.grad``).
 
     Args:
         probe: a probe tensor ``[T, B, H]`` whose ``.grad`` has been filled by backward.
     """
-    grad = probe.grad
-    if grad is None:  # the loss does not depend on this layer at all
-        return np.zeros(probe.shape[0])
-    norms: np.ndarray = grad.detach().double().norm(dim=-1).mean(dim=1).cpu().numpy()
-    return norms
+    return grad_curve(probe.grad, probe.shape[0])
+
+
+def target_gradients(target: Tensor | None, probes: list[Tensor]) -> list[Tensor | None] | None:
+    """dL_target/dh_t of every layer (one ``[T, B, H]`` tensor per probe, None where the target
+    does not depend on a layer), before the full backward: the graph is retained for it and no
+    parameter's ``.grad`` is touched. None when ``target`` is None, the target loss being the
+    whole loss: the target curve is then the total curve and nothing runs."""
+    if target is None or not probes:
+        return None
+    grads = torch.autograd.grad(target, probes, retain_graph=True, allow_unused=True)
+    return list(grads)
 
 
 @dataclass(frozen=True)
@@ -53,13 +86,9 @@ class FlowSummary:
     underflow: float
     extra: dict[str, float] = field(default_factory=dict)
 
-    def as_metrics(self, prefix: str = "grad/", suffix: str = "") -> dict[str, float]:
-        return {
-            f"{prefix}log10_ratio{suffix}": self.log10_ratio,
-            f"{prefix}decay_rate{suffix}": self.decay_rate,
-            f"{prefix}steps_in_past{suffix}": self.steps_in_past,
-            f"{prefix}underflow{suffix}": self.underflow,
-        }
+    def as_metrics(self, prefix: str = FLOW, suffix: str = "") -> dict[str, float]:
+        """``{prefix}<summary>{suffix}`` for each of :data:`rnnlab._names.FLOW_SUMMARIES`."""
+        return {f"{prefix}{name}{suffix}": getattr(self, name) for name in FLOW_SUMMARIES}
 
 
 def summarize(
@@ -87,20 +116,55 @@ def summarize(
 
 
 class FlowRecorder:
-    """Collects the curves of every probed step, per layer, for the run's artifacts."""
+    """Collects both curves of every probed step, per layer, for the run's artifacts."""
 
     def __init__(self) -> None:
         self.steps: list[int] = []
-        self.curves: list[list[np.ndarray]] = []  # [probe][layer] -> [T]
+        self.curves: list[list[np.ndarray]] = []  # [probe][layer] -> [T], the total curve
+        self.targets: list[list[np.ndarray]] = []  # [probe][layer] -> [T], the target curve
 
-    def record(self, step: int, probes: list[Tensor]) -> list[FlowSummary]:
+    def record(
+        self, step: int, probes: list[Tensor], targets: list[Tensor | None] | None = None
+    ) -> tuple[list[FlowSummary], list[FlowSummary]]:
+        """Keep the curves of a probed step; return their summaries (total, target) per layer.
+
+        Args:
+            probes: the probes, their ``.grad`` filled by the task loss's backward.
+            targets: :func:`target_gradients`; None: the target curve is the total curve.
+        """
         curves = [flow_curve(z) for z in probes]
+        if targets is None:
+            picked = curves
+        else:
+            picked = [grad_curve(g, z.shape[0]) for g, z in zip(targets, probes, strict=True)]
         self.steps.append(step)
         self.curves.append(curves)
-        return [summarize(c) for c in curves]
+        self.targets.append(picked)
+        summaries = [summarize(c) for c in curves]
+        return summaries, summaries if targets is None else [summarize(c) for c in picked]
 
     def array(self) -> np.ndarray:
-        """The gradient-flow array: ``[probe step, layer, time step]``."""
-        if not self.curves:
-            return np.zeros((0, 0, 0))
-        return np.stack([np.stack(per_layer) for per_layer in self.curves])
+        """The total curves: ``[probe step, layer, time step]``."""
+        return _stack(self.curves)
+
+    def target_array(self) -> np.ndarray:
+        """The target curves, same shape as :meth:`array`."""
+        return _stack(self.targets)
+
+
+def _stack(curves: list[list[np.ndarray]]) -> np.ndarray:
+    if not curves:
+        return np.zeros((0, 0, 0))
+    return np.stack([np.stack(per_layer) for per_layer in curves])
+
+
+def flow_metrics(total: list[FlowSummary], target: list[FlowSummary]) -> dict[str, float]:
+    """Both curves' summaries as metrics: ``grad/<summary>`` and ``grad/target/<summary>``, the
+    top layer plain and a lower layer K with ``/layerK``."""
+    layers = len(total)
+    metrics: dict[str, float] = {}
+    for layer, (mine, aim) in enumerate(zip(total, target, strict=True)):
+        suffix = layer_key("", layer, layers)
+        metrics.update(mine.as_metrics(FLOW, suffix))
+        metrics.update(aim.as_metrics(TARGET_FLOW, suffix))
+    return metrics

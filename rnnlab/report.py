@@ -18,14 +18,17 @@ FIGURES = (
     ("objective_heatmap.png", "The objective, mean over seeds, for every combination."),
     (
         "gradient_flow.png",
-        "||dL/dh_t|| against t (log axis) at the first probe (blue) and the last "
-        "(vermillion): thin lines are seeds, bold their geometric mean. A curve falling to the "
-        "left is a vanishing gradient; a flat one reaches the first steps.",
+        "||dL_target/dh_t|| against t (log axis) at the first probe (blue) and the last "
+        "(vermillion), L_target the loss of the task's target steps alone (the steps that need "
+        "memory): thin lines are seeds, bold their geometric mean; dashed, ||dL/dh_t|| of the "
+        "whole loss (the same curve on a last-step task). A curve falling to the left is a "
+        "vanishing gradient; a flat one reaches the first steps.",
     ),
     (
         "log10_ratio.png",
-        "log10 ||dL/dh_1|| / ||dL/dh_T|| against training step (mean over seeds): "
-        "how many orders of magnitude the gradient loses across the sequence.",
+        "log10 ||dL_target/dh_1|| / ||dL_target/dh_T|| against training step (mean over seeds; "
+        "dotted: the same of the whole loss L): how many orders of magnitude the target's "
+        "gradient loses across the sequence.",
     ),
     (
         "learning_curves.png",
@@ -42,7 +45,11 @@ def draw(data: ReportData, out: Path) -> list[Path]:
         reportplots.objective_heatmap(data, out / "objective_heatmap.png"),
         reportplots.flow_grid(data, out / "gradient_flow.png"),
         reportplots.history_panels(
-            data, out / "log10_ratio.png", "ratio", "log10 ||dL/dh_1|| / ||dL/dh_T||"
+            data,
+            out / "log10_ratio.png",
+            "target_ratio",
+            "target log10 ratio (dotted: total)",
+            dashed="ratio",
         ),
         reportplots.history_panels(
             data, out / "learning_curves.png", "objective", metric, log=metric == "val/loss"
@@ -131,8 +138,11 @@ def render(data: ReportData, figures: list[Path]) -> str:
         f"parent run {html.escape(data.parent_run_id or '-')}.</p>",
         "<h2>Outcomes</h2>",
         _table(data),
-        "<p>Highlighted: the best mean in each group of the other settings. log10 ratio: the mean "
-        "over the row's trials of log10 ||dL/dh_1|| / ||dL/dh_T|| at their last probe.</p>",
+        "<p>Highlighted: the best mean in each group of the other settings; (n of m): only n of "
+        "the row's m trials completed, and the mean is theirs. Target log10 ratio: the mean over "
+        "the row's trials of log10 ||dL_target/dh_1|| / ||dL_target/dh_T|| at their last probe, "
+        "L_target the loss of the task's target steps alone; total log10 ratio: the same of the "
+        "whole loss L (equal on last-step tasks).</p>",
         "<h2>Figures</h2>",
         *(_figure(p, captions.get(p.name, "")) for p in figures),
         "<h2>The sweep file</h2>",

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from rnnlab import summary
+from rnnlab._names import FLOW_ARRAYS, LOG10_RATIO, TARGET_LOG10_RATIO
 from rnnlab.study import OUTCOME, PARENT, RUN_ID, SEED, TRACKING_URI, encode
 from rnnlab.sweepconfig import Range, SweepPlan, label
 
@@ -30,9 +31,11 @@ class TrialData:
     value: float | None
     run_id: str | None
     flow_steps: np.ndarray | None = None  # probe steps
-    flow: np.ndarray | None = None  # [probe, layer, t]
+    flow: np.ndarray | None = None  # ||dL/dh_t||, the total curve: [probe, layer, t]
+    target_flow: np.ndarray | None = None  # ||dL_target/dh_t|| (None: a run from before it)
     objective: History = field(default_factory=list)
-    ratio: History = field(default_factory=list)
+    ratio: History = field(default_factory=list)  # grad/log10_ratio
+    target_ratio: History = field(default_factory=list)  # grad/target/log10_ratio
 
     def combination(self, axes: list[str]) -> tuple[str, ...]:
         return tuple(self.labels[a] for a in axes)
@@ -75,15 +78,20 @@ def _history(client: Any, run_id: str, key: str) -> History:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
-def _flow(client: Any, run_id: str, folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
+def _flow(
+    client: Any, run_id: str, folder: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """Probe steps, total curves and target curves (None in runs recorded before rnnlab kept
+    them) of a run's gradient_flow.npz; None when it has none."""
+    steps, norms, _, target = FLOW_ARRAYS
     try:
         path = client.download_artifacts(run_id, "gradient_flow.npz", str(folder))
     except Exception:  # no probe was taken (e.g. failed before the first step)
         return None
     with np.load(path) as data:
-        if data["norms"].size == 0:
+        if data[norms].size == 0:
             return None
-        return data["steps"], data["norms"]
+        return data[steps], data[norms], data[target] if target in data.files else None
 
 
 def versions(plugin_infos: Any) -> dict[str, str]:
@@ -133,9 +141,10 @@ def collect(
             if data.run_id and data.outcome != "incompatible":
                 flow = _flow(client, data.run_id, Path(tmp) / str(t.number))
                 if flow is not None:
-                    data.flow_steps, data.flow = flow
+                    data.flow_steps, data.flow, data.target_flow = flow
                 data.objective = _history(client, data.run_id, metric)
-                data.ratio = _history(client, data.run_id, "grad/log10_ratio")
+                data.ratio = _history(client, data.run_id, LOG10_RATIO)
+                data.target_ratio = _history(client, data.run_id, TARGET_LOG10_RATIO)
             trials.append(data)
         parent = study.user_attrs.get(PARENT)
         sweep_file = plan.definition

@@ -101,8 +101,10 @@ def _shared_norm(values: list[float]) -> Any:
 
 
 def flow_grid(data: ReportData, path: Path) -> Path | None:
-    """||dL/dh_t|| against t (log axis) per combination: first probe and last, seeds thin and
-    their geometric mean bold."""
+    """Per combination, against t on a log axis, at the first probe and the last: the target
+    curve ||dL_target/dh_t|| (solid; seeds thin, their geometric mean bold) and the total curve
+    ||dL/dh_t|| (dashed, geometric mean). Runs recorded before the target curve show the total
+    one alone."""
     groups = {k: v for k, v in _groups(data).items() if any(t.flow is not None for t in v)}
     if not groups:
         return None
@@ -114,18 +116,22 @@ def flow_grid(data: ReportData, path: Path) -> Path | None:
     )
     for ax, (combo, members) in zip(grid.flat, groups.items(), strict=False):
         for index, colour, name in ((0, FIRST, "first probe"), (-1, LAST, "last probe")):
-            curves = [np.maximum(t.flow[index, -1], FLOOR) for t in members if t.flow is not None]
-            t_axis = np.arange(1, curves[0].shape[0] + 1)
-            for curve in curves:
+            targets = [
+                c for c in (_last_layer(t.target_flow, index) for t in members) if c is not None
+            ]
+            totals = [c for c in (_last_layer(t.flow, index) for t in members) if c is not None]
+            t_axis = np.arange(1, totals[0].shape[0] + 1)
+            for curve in targets:
                 ax.plot(t_axis, curve, color=colour, linewidth=0.6, alpha=0.5)
-            mean = np.exp(np.mean(np.log(np.stack(curves)), axis=0))
-            ax.plot(t_axis, mean, color=colour, linewidth=2.0, label=name)
+            if targets:
+                ax.plot(t_axis, _geomean(targets), color=colour, linewidth=2.0, label=name)
+            ax.plot(t_axis, _geomean(totals), "--", color=colour, linewidth=1.0)
         ax.set_yscale("log")
         ax.set_title(_title(data.axes, combo), fontsize=8)
         ax.set_xlabel("time step t")
         ax.grid(True, which="major", alpha=0.3)
     for ax in grid[:, 0]:
-        ax.set_ylabel("||dL/dh_t||")
+        ax.set_ylabel("||dL_target/dh_t||; dashed ||dL/dh_t||", fontsize=8)
     for ax in list(grid.flat)[len(groups) :]:
         ax.axis("off")
     grid[0, 0].legend(fontsize=7)
@@ -133,13 +139,31 @@ def flow_grid(data: ReportData, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _last_layer(flow: np.ndarray | None, index: int) -> np.ndarray | None:
+    """The top layer's curve at probe ``index``, lifted to the plotting floor."""
+    return None if flow is None else np.maximum(flow[index, -1], FLOOR)
+
+
+def _geomean(curves: list[np.ndarray]) -> np.ndarray:
+    return np.exp(np.mean(np.log(np.stack(curves)), axis=0))
+
+
 def history_panels(
-    data: ReportData, path: Path, attribute: str, ylabel: str, log: bool = False
+    data: ReportData,
+    path: Path,
+    attribute: str,
+    ylabel: str,
+    log: bool = False,
+    dashed: str | None = None,
 ) -> Path | None:
-    """A history (``objective`` or ``ratio``) against training step: one panel per value of the
-    first setting, one line per combination of the others (mean over seeds)."""
+    """A history (``objective``, ``target_ratio``, ...) against training step: one panel per
+    value of the first setting, one line per combination of the others (mean over seeds); with
+    ``dashed``, a second history of the same trials drawn dashed in the same colour."""
     axes = data.axes
-    groups = {k: v for k, v in _groups(data).items() if any(getattr(t, attribute) for t in v)}
+    shown = [attribute] if dashed is None else [attribute, dashed]
+    groups = {
+        k: v for k, v in _groups(data).items() if any(getattr(t, a) for t in v for a in shown)
+    }
     if not groups:
         return None
     first = _in_order([combo[0] for combo in groups]) if axes else [""]
@@ -155,16 +179,19 @@ def history_panels(
         if rest not in style_of:
             style_of[rest] = next(styles)
         colour, style = style_of[rest]
-        by_step: dict[int, list[float]] = {}
-        for t in members:
-            for step, value in getattr(t, attribute):
-                if math.isfinite(value):
-                    by_step.setdefault(step, []).append(value)
-        steps = sorted(by_step)
-        means = [float(np.mean(by_step[s])) for s in steps]
-        ax.plot(
-            steps, means, style, color=colour, linewidth=1.4, label=_title(axes[1:], rest) or "all"
-        )
+        for which in shown:
+            by_step: dict[int, list[float]] = {}
+            for t in members:
+                for step, value in getattr(t, which):
+                    if math.isfinite(value):
+                        by_step.setdefault(step, []).append(value)
+            steps = sorted(by_step)
+            means = [float(np.mean(by_step[s])) for s in steps]
+            if which == attribute:
+                label = _title(axes[1:], rest) or "all"
+                ax.plot(steps, means, style, color=colour, linewidth=1.4, label=label)
+            else:
+                ax.plot(steps, means, ":", color=colour, linewidth=1.0)
         ax.set_title(_title(axes[:1], combo[:1]) if axes else "", fontsize=9)
     for ax in grid[0]:
         ax.set_xlabel("training step")

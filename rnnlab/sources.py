@@ -44,6 +44,34 @@ class Source:
         return ConfigError(f"{self.where(key)}: {message}")
 
 
+MERGE = "tag:yaml.org,2002:merge"  # YAML's ``<<`` merge key may repeat
+
+
+def duplicated_key(node: yaml.Node | None, prefix: Key = ()) -> tuple[Key, int, int] | None:
+    """The first key written twice in one mapping: ``(key path, first line, second line)``.
+
+    PyYAML keeps the later value silently; a config where a key appears twice is refused instead,
+    since one of the two values the user wrote would be ignored.
+    """
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for k, v in node.value:
+            line = k.start_mark.line + 1
+            if isinstance(k, yaml.ScalarNode) and k.tag != MERGE:
+                if k.value in seen:
+                    return (*prefix, k.value), seen[k.value], line
+                seen[k.value] = line
+            found = duplicated_key(v, (*prefix, k.value))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            found = duplicated_key(v, (*prefix, i))
+            if found:
+                return found
+    return None
+
+
 def _lines(node: yaml.Node, prefix: Key, out: dict[Key, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
@@ -73,6 +101,14 @@ def load_yaml(path: str | Path) -> Source:
         at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}{at}: malformed YAML: {problem}") from None
+    twice = duplicated_key(node)
+    if twice:
+        key, first, second = twice
+        raise ConfigError(
+            f"{path}, line {second}, key {dotted(key)}: duplicated key {str(key[-1])!r}, "
+            f"already given on line {first}; keep one of the two (YAML would silently use the "
+            "later)"
+        )
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise ConfigError(f"{path}: expected a mapping of keys (dataset:, cell:, ...), got {kind}")
@@ -90,8 +126,13 @@ def apply_override(source: Source, assignment: str) -> None:
         raise ConfigError(f"{flag}: expected KEY=VALUE, e.g. --set train.lr=0.01")
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else None
+        twice = duplicated_key(yaml.compose(value_text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{flag}: the value is not valid YAML ({exc})") from None
+    if twice:
+        raise ConfigError(
+            f"{flag}: duplicated key {str(twice[0][-1])!r} in the value; keep one of the two"
+        )
     parts: list[str | int] = [int(p) if p.isdigit() else p for p in key_text.strip().split(".")]
     node: Any = source.data
     for depth, part in enumerate(parts[:-1]):

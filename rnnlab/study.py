@@ -29,6 +29,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from rnnlab._names import LOG10_RATIO, TARGET_LOG10_RATIO, TARGET_RATIO_ATTR
 from rnnlab.errors import ConfigError
 from rnnlab.generations import DEFINITION, generation_name, latest_generation
 from rnnlab.generations import load_latest as load_latest  # re-exported
@@ -363,9 +364,10 @@ class SweepStudy:
         if not self.alive(task):
             return False
         trial.set_user_attr(OUTCOME, outcome)
-        ratio = metrics.get("grad/log10_ratio")
-        if ratio is not None and math.isfinite(ratio):  # for the outcome table
-            trial.set_user_attr(RATIO, ratio)
+        for attr, key in ((RATIO, LOG10_RATIO), (TARGET_RATIO_ATTR, TARGET_LOG10_RATIO)):
+            ratio = metrics.get(key)
+            if ratio is not None and math.isfinite(ratio):  # for the outcome table
+                trial.set_user_attr(attr, ratio)
         if message:
             trial.set_user_attr("rnnlab.message", message.splitlines()[0][:500])
         value = metrics.get(self.plan.section.objective.metric)

@@ -1,4 +1,10 @@
-"""The outcome table of a sweep: one row per configuration, seeds pooled."""
+"""The outcome table of a sweep: one row per configuration, seeds pooled.
+
+The objective's mean ± std is over the row's completed trials, each at its final value; a row
+whose other trials (pruned, diverged, failed, incompatible) were left out of it says how many it
+covers, ``(n of m)``, so no trial is dropped silently. Optuna gives a pruned trial the value of
+its last report, an intermediate score: it never enters the mean.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from rnnlab._names import TARGET_RATIO_ATTR
 from rnnlab.study import CONFIG, OUTCOME, RATIO, encode
 from rnnlab.sweepconfig import Range, SweepPlan, label
 
@@ -16,7 +23,9 @@ OUTCOME_NAMES = ("completed", "pruned", "diverged", "failed", "incompatible")
 
 
 def rows(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, Any]]:
-    """Group finished trials by their categorical settings: objective mean, std, best, outcomes.
+    """Group finished trials by their categorical settings: objective mean, std, best (over
+    the completed trials, ``n`` of them), mean log10 ratios of the target and total curves, and
+    the count of each outcome.
 
     Continuous (range) settings are not grouped on; every other space key is a column.
     """
@@ -44,21 +53,34 @@ def rows(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, Any]]:
         )
 
     for group, members in sorted(groups.items(), key=lambda item: position(item[0])):
-        values = [t.value for t in members if t.value is not None and math.isfinite(t.value)]
+        values = [v for v in map(_final, members) if v is not None]
         outcomes = Counter(str(t.user_attrs[OUTCOME]) for t in members)
-        ratios = [float(t.user_attrs[RATIO]) for t in members if RATIO in t.user_attrs]
         row: dict[str, Any] = dict(zip(columns, group, strict=True))
         row.update(
             mean=statistics.fmean(values) if values else None,
             std=statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
             best=(max(values) if maximize else min(values)) if values else None,
-            log10_ratio=statistics.fmean(ratios) if ratios else None,
+            n=len(values),
+            target_log10_ratio=_mean_attr(members, TARGET_RATIO_ATTR),
+            log10_ratio=_mean_attr(members, RATIO),
             seeds=len(members),
             configs=len({t.user_attrs.get(CONFIG) for t in members}),
         )
         row.update({name: outcomes.get(name, 0) for name in OUTCOME_NAMES})
         table.append(row)
     return table
+
+
+def _final(trial: FrozenTrial) -> float | None:
+    """A completed trial's finite objective; None for any other trial (see the module)."""
+    if trial.user_attrs.get(OUTCOME) != "completed" or trial.value is None:
+        return None
+    return trial.value if math.isfinite(trial.value) else None
+
+
+def _mean_attr(trials: list[FrozenTrial], attr: str) -> float | None:
+    values = [float(t.user_attrs[attr]) for t in trials if attr in t.user_attrs]
+    return statistics.fmean(values) if values else None
 
 
 def counts(trials: list[FrozenTrial]) -> Counter[str]:
@@ -72,20 +94,31 @@ def axes(plan: SweepPlan) -> list[str]:
 
 def header(plan: SweepPlan) -> list[str]:
     metric = plan.section.objective.metric
-    return [*axes(plan), f"{metric} mean ± std", "best", "log10 ratio", *OUTCOME_NAMES]
+    ratios = ["target log10 ratio", "total log10 ratio"]
+    return [*axes(plan), f"{metric} mean ± std", "best", *ratios, *OUTCOME_NAMES]
 
 
 def cells(plan: SweepPlan, row: dict[str, Any]) -> list[str]:
-    """A row as text, in the order of :func:`header`. ``log10 ratio`` is the mean over the
-    row's trials of log10 ||dL/dh_1|| / ||dL/dh_T|| at their last probe."""
+    """A row as text, in the order of :func:`header`.
+
+    The objective's mean ± std is followed by ``(n of m)`` when only n of the row's m trials
+    completed. ``target log10 ratio`` is the mean over the row's trials of log10 ||dL_t/dh_1|| /
+    ||dL_t/dh_T|| at their last probe, L_t the loss of the task's target steps alone (rnnlab.probe);
+    ``total log10 ratio`` the same of the whole loss L. They are equal on last-step tasks."""
     score = "-" if row["mean"] is None else f"{row['mean']:.4g} ± {row['std']:.2g}"
+    if row["mean"] is not None and row["n"] < row["seeds"]:
+        score += f" ({row['n']} of {row['seeds']})"
     best = "-" if row["best"] is None else f"{row['best']:.4g}"
-    ratio = "-" if row["log10_ratio"] is None else f"{row['log10_ratio']:.1f}"
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     return [
         *(row[a] for a in axes(plan)),
         score,
         best,
-        ratio,
+        ratio(row["target_log10_ratio"]),
+        ratio(row["log10_ratio"]),
         *(str(row[o]) for o in OUTCOME_NAMES),
     ]
 

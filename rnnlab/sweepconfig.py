@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from rnnlab._names import FLOW, FLOW_SUMMARIES, TARGET_FLOW
 from rnnlab.config import ResolvedRun, _pydantic_errors, resolve
 from rnnlab.errors import IncompatibleError
 from rnnlab.sources import Key, Source, apply_override, load_yaml
@@ -29,10 +37,10 @@ OBJECTIVES = (
     "val/accuracy",
     "val/bpc",  # the chars task
     "val/nrmse",  # the forecast task
-    "grad/log10_ratio",
-    "grad/decay_rate",
-    "grad/steps_in_past",
+    *(prefix + name for prefix in (FLOW, TARGET_FLOW) for name in FLOW_SUMMARIES[:3]),
 )
+"""What a sweep may optimise: validation scores and the gradient-flow summaries (never the test
+split, which only reports the chosen weights)."""
 
 
 class _Strict(BaseModel):
@@ -61,9 +69,12 @@ class Range(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Range:
         if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+            raise ValueError(
+                f"a range needs low below high, got low {self.low:g} and high {self.high:g}; "
+                + ("swap them" if self.low > self.high else "a single value is a list: [value]")
+            )
         if self.log and self.low <= 0:
-            raise ValueError("a log range needs low > 0")
+            raise ValueError(f"a log range needs low > 0, got low {self.low:g}")
         return self
 
 
@@ -75,6 +86,18 @@ class SweepSection(_Strict):
     pruner: Literal["none", "median", "hyperband"] = "none"
     workers: Annotated[int, Field(gt=0)] | Literal["auto"] = "auto"
     space: dict[str, list[Any] | Range] = Field(default_factory=dict)
+    exclude: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="grid points not to run: each entry maps space keys to one of their values",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> Any:
+        # one message in words, not one per branch of the union (``constrained-int``, ...)
+        if value == "auto" or (type(value) is int and value > 0):
+            return value
+        raise ValueError("expected auto or a number of parallel trials above 0")
 
 
 def point_key(params: dict[str, Any]) -> str:
@@ -119,6 +142,7 @@ class SweepPlan:
     base: ResolvedRun  # the run config every trial starts from
     points: list[Point]  # every grid point; for samplers, the points resolved so far
     definition: str  # canonical YAML of everything that shapes the trials
+    excluded: int = 0  # grid points removed by sweep.exclude
 
     @property
     def grid(self) -> bool:
@@ -189,6 +213,7 @@ def plan_from_source(source: Source, registry: Registry) -> SweepPlan:
     raw = source.data.get("sweep")
     if not isinstance(raw, dict):
         raise source.error(("sweep",), "a sweep file needs a `sweep:` section (see docs/sweeps.md)")
+    _check_space(source, raw.get("space"))
     try:
         section = SweepSection.model_validate(raw)
     except ValidationError as exc:
@@ -204,6 +229,10 @@ def plan_from_source(source: Source, registry: Registry) -> SweepPlan:
         raise source.error(("sweep", "trials"), "a grid runs every point; remove `trials`")
     if section.sampler != "grid" and section.trials is None:
         raise source.error(("sweep", "trials"), f"sampler {section.sampler!r} needs `trials: N`")
+    if section.sampler != "grid" and section.exclude:
+        raise source.error(
+            ("sweep", "exclude"), "exclude removes grid points; remove it, or use sampler: grid"
+        )
     base_data = {k: v for k, v in source.data.items() if k != "sweep"}
     base = resolve(Source(source.path, base_data, source.lines, source.overrides), registry)
     resolved = base.as_dict()
@@ -223,19 +252,76 @@ def plan_from_source(source: Source, registry: Registry) -> SweepPlan:
             )
         if isinstance(values, list) and not values:
             raise source.error(where, "an empty list of values; give at least one")
-    shaping = section.model_dump(mode="json", exclude={"workers"})  # what decides the trials
+    # what decides the trials; an empty exclude is left out, so the definitions of sweeps
+    # started before it existed are unchanged and they resume
+    shaping = section.model_dump(
+        mode="json", exclude={"workers"} | (set() if section.exclude else {"exclude"})
+    )
     definition = yaml.safe_dump(
         {"name": base.name, "run": base_data, "sweep": shaping}, sort_keys=False
     )
     plan = SweepPlan(base.name, source, section, registry, base, [], definition)
     if plan.grid:
-        plan.points = [plan.resolve_point(values) for values in _grid(section.space)]
+        _check_exclude(source, section)
+        grid = _grid(section.space)
+        kept = [v for v in grid if not any(_matches(v, rule) for rule in section.exclude)]
+        plan.excluded = len(grid) - len(kept)
+        if not kept:
+            raise source.error(("sweep", "exclude"), "it excludes every point; nothing would run")
+        plan.points = [plan.resolve_point(values) for values in kept]
     else:  # every listed value must resolve on its own
         for key, values in section.space.items():
             if isinstance(values, list):
                 for value in values:
                     plan.resolve_point({key: value})
     return plan
+
+
+def _check_space(source: Source, space: Any) -> None:
+    """Each space value is a list of values or a range, checked first and told in words: as a
+    union, pydantic's errors would name its internals (``list[any]``, ``function-after[...]``)."""
+    if not isinstance(space, dict):
+        return  # not a mapping: the section's own validation says so
+    keys = sorted(Range.model_fields)
+    for key, value in space.items():
+        where: Key = ("sweep", "space", key)
+        if isinstance(value, list):
+            continue
+        if not isinstance(value, dict):
+            raise source.error(
+                where,
+                f"expected a list of values (e.g. [{value}]) or a range {{low: ..., high: ...}}, "
+                f"got {value!r}",
+            )
+        try:
+            Range.model_validate(value)
+        except ValidationError as exc:
+            raise _pydantic_errors(source, exc, where, lambda loc: keys) from None
+
+
+def _check_exclude(source: Source, section: SweepSection) -> None:
+    """Every rule of ``exclude`` names space keys and one of each key's listed values, so a typo
+    cannot leave the point it meant in the grid."""
+    for i, rule in enumerate(section.exclude):
+        if not rule:
+            raise source.error(("sweep", "exclude", i), "an empty rule would exclude every point")
+        for key, value in rule.items():
+            where: Key = ("sweep", "exclude", i, key)
+            values = section.space.get(key)
+            if not isinstance(values, list):
+                listed = ", ".join(k for k, v in section.space.items() if isinstance(v, list))
+                raise source.error(where, f"{key!r} is not a key of sweep.space; keys: {listed}")
+            if value not in values:
+                shown = ", ".join(label(v) for v in values)
+                raise source.error(
+                    where,
+                    f"{label(value)!r} is not one of the values of sweep.space.{key} ({shown}); "
+                    "write it as the space lists it",
+                )
+
+
+def _matches(values: dict[str, Any], rule: dict[str, Any]) -> bool:
+    return all(values.get(key) == value for key, value in rule.items())
 
 
 def _grid(space: dict[str, list[Any] | Range]) -> list[dict[str, Any]]:

@@ -33,8 +33,10 @@ def print_plan(plan: SweepPlan, slots: list[Slot], storage: str) -> None:
     for line in describe_space(section):
         click.echo(f"  space {line}")
     if plan.grid:
+        excluded = f" ({plan.excluded} excluded by sweep.exclude)" if plan.excluded else ""
         click.echo(
-            f"{len(plan.points)} combinations x {len(section.seeds)} seeds = {plan.total} trials:"
+            f"{len(plan.points)} combinations{excluded} x {len(section.seeds)} seeds "
+            f"= {plan.total} trials:"
         )
         for i, point in enumerate(plan.points, 1):
             text = " ".join(f"{k}={v}" for k, v in point.labels().items()) or "base config"

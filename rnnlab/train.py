@@ -16,12 +16,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rnnlab._names import LOG10_RATIO, TARGET_FLOW, TARGET_LOG10_RATIO, TEST, VAL
 from rnnlab.base import Dataset, LayerTrace, Remedy
 from rnnlab.config import ResolvedRun
 from rnnlab.devices import describe_device, resolve_device
 from rnnlab.errors import RnnlabError, SetupError
+from rnnlab.evaluation import Selection, nonfinite, weight_metrics
+from rnnlab.evaluation import evaluate as evaluate  # also re-exported (benchmarks/memory.py)
 from rnnlab.model import SequenceModel, build_model
-from rnnlab.probe import FlowRecorder, FlowSummary
+from rnnlab.probe import FlowRecorder, flow_metrics, target_gradients
 from rnnlab.tracking import NullTracker, Tracker
 
 OUTCOMES = ("completed", "diverged", "pruned", "failed", "incompatible")
@@ -36,6 +39,8 @@ class Progress:
     loss: float
     accuracy: float | None
     log10_ratio: float | None
+    """The last probe's ``grad/target/log10_ratio``: the target curve's, the one that shows
+    vanishing on every task (rnnlab.probe)."""
     steps_per_s: float
 
 
@@ -51,6 +56,8 @@ class RunResult:
     run_id: str | None = None
     where: str = ""
     seconds: float = 0.0
+    selected_step: int | None = None
+    """The step of the weights the test split was evaluated on (completed runs only)."""
 
 
 class _Means:
@@ -113,69 +120,18 @@ def make_optimizer(model: SequenceModel, run: ResolvedRun) -> torch.optim.Optimi
         return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     if t.optimizer == "rmsprop":
         return torch.optim.RMSprop(
-            params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+            params, lr=t.lr, alpha=t.rmsprop_alpha, momentum=t.momentum, weight_decay=t.weight_decay
         )
     return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
-@torch.no_grad()
-def evaluate(
-    model: SequenceModel, dataset: Dataset, split: str, batch_size: int, device: torch.device
-) -> dict[str, float]:
-    """Mean loss and accuracy over a whole held-out split."""
-    model.eval()
-    loss = accuracy = 0.0
-    count = 0
-    for x, y in dataset.batches(split, batch_size):
-        x, y = x.to(device), y.to(device)
-        out, _ = model(x)
-        n = x.shape[1]
-        loss += float(dataset.loss(out, y)) * n
-        accuracy += float(dataset.accuracy(out, y)) * n
-        count += n
-    model.train()
-    scores = {f"{split}/loss": loss / count, f"{split}/accuracy": accuracy / count}
-    return scores | dataset.derived_metrics(scores)
+def param_metrics(names: list[str], norms: Sequence[Tensor]) -> dict[str, float]:
+    """Each parameter's gradient norm before clipping (probed steps): ``grad/param/<name>``."""
+    return {f"grad/param/{name}": float(norm) for name, norm in zip(names, norms, strict=True)}
 
 
-def _layer_key(prefix: str, layer: int, layers: int) -> str:
-    # the top layer (under the loss) is the plain key; lower layers get a suffix
-    return prefix if layer == layers - 1 else f"{prefix}/layer{layer}"
-
-
-def probe_metrics(
-    summaries: list[FlowSummary], names: list[str], norms: Sequence[Tensor]
-) -> dict[str, float]:
-    """Flow summaries and per-parameter gradient norms (probed steps)."""
-    layers = len(summaries)
-    metrics: dict[str, float] = {}
-    for layer, summary in enumerate(summaries):
-        metrics.update(summary.as_metrics(suffix="" if layer == layers - 1 else f"/layer{layer}"))
-    for name, norm in zip(names, norms, strict=True):
-        metrics[f"grad/param/{name}"] = float(norm)
-    return metrics
-
-
-def weight_metrics(model: SequenceModel) -> dict[str, float]:
-    """Spectral norm (and radius, when square) of every layer's recurrent weight.
-
-    Taken with each evaluation, not on probed steps: they describe the weights, need no probe,
-    and the eigenvalues cost as much as the probes on a small rnn step (benchmarks/probing.py)."""
-    layers = len(model.cells)
-    metrics: dict[str, float] = {}
-    with torch.no_grad():
-        for layer, cell in enumerate(model.cells):
-            weight = cell.recurrent_weight()  # type: ignore[operator]
-            if weight is None:
-                continue
-            weight = weight.detach().float()
-            metrics[_layer_key("weights/spectral_norm", layer, layers)] = float(
-                torch.linalg.matrix_norm(weight, ord=2)
-            )
-            if weight.shape[0] == weight.shape[1]:
-                radius = torch.linalg.eigvals(weight.cpu()).abs().max()
-                metrics[_layer_key("weights/spectral_radius", layer, layers)] = float(radius)
-    return metrics
+def _diverged(step: int, why: str) -> RunResult:
+    return RunResult("diverged", step, diverged_at=step, message=f"diverged at step {step}: {why}")
 
 
 def loss_terms(
@@ -242,22 +198,29 @@ def train(
 
     needs_states = any(remedy.needs_states for remedy in remedies)
     recorder = FlowRecorder()
+    selection = Selection(t.select)
+    batch = max(t.batch_size, 256)  # evaluation batches
     result = RunResult("completed", 0)
     started = time.perf_counter()
     last: dict[str, float] = {}
     interval = _Means()
     try:
-        last.update(evaluate(model, dataset, "val", max(t.batch_size, 256), device))
-        tracker.log_metrics({**last, **weight_metrics(model)}, step=0)
+        scores, bad = _held_out(model, dataset, VAL, batch, device, 0, tracker, last)
+        if bad:  # before any update: the initialisation itself overflows
+            result = _diverged(0, f"the {VAL} evaluation gave {bad}")
+        else:
+            selection.offer(model, 0, scores)
         started = time.perf_counter()  # steps/s counts training only
         batches = dataset.batches("train", t.batch_size)
-        for step in range(t.steps):
+        for step in range(t.steps if result.outcome == "completed" else 0):
             probing = t.probe_every > 0 and (step % t.probe_every == 0 or step == t.steps - 1)
             x, y = next(batches)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             traces: list[LayerTrace] | None = [] if needs_states else None
             out, probes = model(x, probe=probing, traces=traces)
             loss = dataset.loss(out, y)
+            # the target steps' loss alone, on probed steps only: no cost on the others
+            targets = target_gradients(dataset.target_loss(out, y), probes) if probing else None
             extra, term_metrics = loss_terms(remedies, loss, traces or [])
             optimizer.zero_grad(set_to_none=True)
             if extra is None:
@@ -271,19 +234,16 @@ def train(
             grad_norm = float(torch.linalg.vector_norm(torch.stack(norms)))
             loss_value = loss.detach().item()
             if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-                result = RunResult(
-                    "diverged",
-                    step,
-                    diverged_at=step,
-                    message=f"diverged at step {step}: loss {loss_value}, grad norm {grad_norm}",
-                )
+                result = _diverged(step, f"loss {loss_value}, grad norm {grad_norm}")
                 tracker.log_metrics({"diverged_at": step}, step=step)
                 break
             metrics: dict[str, float] = {}
             if probing:  # before the update, like every other gradient metric of this step
-                summaries = recorder.record(step, probes)
-                metrics.update(probe_metrics(summaries, names, norms))
-                last.update(summaries[-1].as_metrics())  # the top layer's, for the summary
+                total, target = recorder.record(step, probes, targets)
+                metrics.update(flow_metrics(total, target))
+                metrics.update(param_metrics(names, norms))
+                last.update(total[-1].as_metrics())  # the top layer's, for the summary
+                last.update(target[-1].as_metrics(TARGET_FLOW))
             step_metrics = {"train/loss": loss_value, "grad/global_norm": grad_norm}
             step_metrics.update(term_metrics)
             step_metrics["grad/clipped"] = 0.0
@@ -294,7 +254,7 @@ def train(
             # drop this step's graph now, not when the next step rebinds the names: the probed
             # graph and its probes' gradients stayed alive through the next step (peak RSS of a
             # probed rnn trial at T=1000: 727 -> 646 MB, benchmarks/memory.py)
-            del out, loss, extra, probes, traces, grads, norms
+            del out, loss, extra, probes, targets, traces, grads, norms
             interval.add(step_metrics)
             if probing or step % t.log_every == 0 or step == t.steps - 1:
                 metrics.update(interval.take())
@@ -303,9 +263,13 @@ def train(
             done = step + 1
             result.steps_done = done
             if done % t.eval_every == 0 or done == t.steps:
-                scores = evaluate(model, dataset, "val", max(t.batch_size, 256), device)
-                last.update(scores)
-                tracker.log_metrics({**scores, **weight_metrics(model)}, step=done)
+                scores, bad = _held_out(model, dataset, VAL, batch, device, done, tracker, last)
+                if bad:  # the update overflowed the weights: never "completed" with NaN
+                    result = _diverged(
+                        done, f"the {VAL} evaluation after {done} updates gave {bad}"
+                    )
+                    break
+                selection.offer(model, done, scores)
                 if should_stop is not None and should_stop(done, scores):
                     result = RunResult("pruned", done, message=f"pruned at step {done}")
                     break
@@ -316,14 +280,21 @@ def train(
                         done,
                         t.steps,
                         loss_value,
-                        last.get("val/accuracy"),
-                        last.get("grad/log10_ratio"),
+                        last.get(f"{VAL}/accuracy"),
+                        last.get(TARGET_LOG10_RATIO),
                         done / max(elapsed, 1e-9),
                     )
                 )
         rest = interval.take()  # steps since the last logged one (pruned or diverged runs)
         if rest:
             tracker.log_metrics(rest, step=max(result.steps_done - 1, 0))
+        if result.outcome == "completed":  # the test split, once, on the selected weights
+            chosen = selection.restore(model)
+            _, bad = _held_out(model, dataset, TEST, batch, device, chosen, tracker, last)
+            if bad:
+                result = _diverged(t.steps, f"the {TEST} evaluation gave {bad}")
+                result.steps_done = t.steps
+            result.selected_step = chosen
         status = "FINISHED"
     except KeyboardInterrupt:
         tracker.set_tags({"rnnlab.outcome": "failed"})
@@ -349,12 +320,30 @@ def train(
     return result
 
 
+def _held_out(
+    model: SequenceModel,
+    dataset: Dataset,
+    split: str,
+    batch: int,
+    device: torch.device,
+    step: int,
+    tracker: Tracker,
+    last: dict[str, float],
+) -> tuple[dict[str, float], str | None]:
+    """Evaluate ``split`` on the model after ``step`` updates, log it (val with the recurrent
+    weights' spectra) and keep it in ``last``: the scores, and what was not finite (or None)."""
+    scores = evaluate(model, dataset, split, batch, device)
+    last.update(scores)
+    bad = nonfinite(scores)
+    extra = weight_metrics(model) if split == VAL else {}
+    tracker.log_metrics({**scores, **extra, **({"diverged_at": step} if bad else {})}, step=step)
+    return scores, bad
+
+
 def summary_line(result: RunResult) -> str:
-    shown: dict[str, Any] = {
-        k: result.metrics[k]
-        for k in ("val/loss", "val/accuracy", "grad/log10_ratio")
-        if k in result.metrics
-    }
+    splits = [f"{split}/{what}" for split in (VAL, TEST) for what in ("loss", "accuracy")]
+    keys = [*splits, TARGET_LOG10_RATIO, LOG10_RATIO]
+    shown: dict[str, Any] = {k: result.metrics[k] for k in keys if k in result.metrics}
     parts = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
     steps = f"{result.steps_done} step" + ("" if result.steps_done == 1 else "s")
     line = f"{result.outcome} after {steps} ({result.seconds:.1f} s)"

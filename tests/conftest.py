@@ -123,23 +123,31 @@ def register_cells(register):
 
 @pytest.fixture
 def sweep_env(fake_dist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A folder with the faulty-cell plugin installed, MLflow's store and the journal in it."""
+    """A folder with the faulty-cell plugin installed, MLflow's store and the journal in it.
+
+    No GPU is visible (``CUDA_VISIBLE_DEVICES=""``, here and in the subprocesses ``env`` is for):
+    these tests assert CPU slots (``cpu 0``) and ``rnnlab.device`` ``cpu``, which ``device: auto``
+    and ``workers: auto`` would not give on a GPU machine."""
     site = fake_dist("rnnlab-faulty", {"faulty": "faulty_plugin"}, {"faulty_plugin": FAULTY})
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     env = {
         "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
         "MLFLOW_TRACKING_URI": uri,
+        "CUDA_VISIBLE_DEVICES": "",
     }
     return env
 
 
-TINY = """\
-name: tiny
-seed: 0
-dataset: {name: adding, seq_len: 12, val_size: 64}
-cell: {name: lstm, hidden_size: 8}
-remedies: [clip]
-train: {steps: 6, batch_size: 16, lr: 0.01, eval_every: 3, probe_every: 2, log_every: 2}
-"""
+# device: cpu, not auto: tests assert the rnnlab.device tag, and auto is cuda on a GPU machine
+TINY = (
+    "name: tiny\n"
+    "seed: 0\n"
+    "dataset: {name: adding, seq_len: 12, val_size: 64}\n"
+    "cell: {name: lstm, hidden_size: 8}\n"
+    "remedies: [clip]\n"
+    "train: {steps: 6, batch_size: 16, lr: 0.01, eval_every: 3, probe_every: 2, log_every: 2,"
+    " device: cpu}\n"
+)

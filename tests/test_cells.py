@@ -15,6 +15,7 @@ from rnnlab_cells.twins import ElmanCell, GRUCell, LSTMCell
 from torch import Tensor, nn
 
 from rnnlab.base import Cell, Params, State, TaskKind
+from rnnlab.errors import ConfigError
 from rnnlab.model import build_model, run_loop
 from rnnlab.probe import flow_curve
 
@@ -166,6 +167,83 @@ def test_indrnn_weight_pushed_to_the_bound_still_learns() -> None:
 def test_indrnn_params_reject_an_empty_init_range() -> None:
     with pytest.raises(ValidationError):
         IndRNNCell.Params(recurrent_min=2.0, recurrent_max=1.0)
+    with pytest.raises(ValidationError, match="top_recurrent_min"):
+        IndRNNCell.Params(top_recurrent_min=1.5)
+    with pytest.raises(
+        ConfigError, match=r"cell.recurrent_max: .*a number > 0 or 'auto' \(got 'aut'\)"
+    ):
+        resolved_indrnn({"name": "adding"}, {"recurrent_max": "aut"})
+    with pytest.raises(ConfigError, match=r"cell.top_recurrent_min: .*>= 0, null or 'auto'"):
+        resolved_indrnn({"name": "adding"}, {"top_recurrent_min": -1})
+
+
+def test_indrnn_input_weights_start_as_in_li_et_al_code() -> None:
+    """N(0, 0.001^2) (``lasagne.init.Normal(0.001)``, a std) and zero biases by default; null
+    keeps nn.Linear's own initialisation."""
+    torch.manual_seed(0)
+    cell = IndRNNCell(64, 128)
+    weight = cell.input_weight().detach()
+    assert 0.0009 < float(weight.std()) < 0.0011 and not cell.input.bias.any()
+    torch.manual_seed(0)
+    linear = nn.Linear(I, H)
+    torch.manual_seed(0)
+    kept = IndRNNCell(I, H, IndRNNCell.Params(input_std=None))
+    assert torch.equal(kept.input.weight, linear.weight)
+
+
+def resolved_indrnn(dataset: dict[str, Any], cell: dict[str, Any], layers: int = 1) -> Any:
+    from rnnlab.config import resolve
+    from rnnlab.sources import Source
+    from rnnlab.testing import installed_registry
+
+    data = {"dataset": dataset, "cell": {"name": "indrnn", **cell}, "model": {"layers": layers}}
+    return resolve(Source(path=None, data=data), installed_registry())
+
+
+def test_indrnn_recurrent_max_auto_follows_the_task_length() -> None:
+    """auto = 2^(1/T) (Li et al.: U_bound = MAG^(1/T), MAG = 2), resolved with the config and
+    recorded as the value in the run's params; a cell made directly refuses an unresolved auto."""
+    run = resolved_indrnn({"name": "adding", "seq_len": 200}, {"recurrent_max": "auto"})
+    assert run.cell.params.recurrent_max == pytest.approx(2 ** (1 / 200))
+    assert float(run.flat_params()["cell.recurrent_max"]) == pytest.approx(1.003472, abs=1e-6)
+    assert run.as_dict()["cell"]["recurrent_max"] == pytest.approx(2 ** (1 / 200))
+    copy = resolved_indrnn({"name": "copy", "seq_len": 30}, {"recurrent_max": "auto"})
+    assert copy.cell.params.recurrent_max == pytest.approx(2 ** (1 / 50))  # T = delay + 20
+    with pytest.raises(ValueError, match="resolve_params"):
+        IndRNNCell(I, H, IndRNNCell.Params(recurrent_max="auto"))
+
+
+def test_indrnn_top_layer_starts_near_one_on_a_last_step_task() -> None:
+    """Li et al.'s code starts the last IndRNN layer's u in [2^(-1/T), bound] and the others in
+    [0, bound] ("only the last one not all", README), on last-step tasks; on an every-step task
+    ``auto`` leaves the top layer like the others."""
+    T_ = 50
+    run = resolved_indrnn(
+        {"name": "adding", "seq_len": T_}, {"recurrent_max": "auto", "top_recurrent_min": "auto"}
+    )
+    low, high = 2 ** (-1 / T_), 2 ** (1 / T_)
+    assert run.cell.params.top_recurrent_min == pytest.approx(low)
+    torch.manual_seed(0)
+    model = build_model(
+        IndRNNCell,
+        run.cell.params,
+        input_size=2,
+        hidden_size=64,
+        layers=3,
+        output_size=1,
+        kind=TaskKind.REGRESSION_LAST,
+    )
+    cells: list[Any] = model.layers()
+    for cell in cells[:-1]:
+        u = cell.u.detach()
+        assert float(u.min()) < 0.5 and float(u.max()) <= high
+    top = cells[-1].u.detach()
+    assert float(top.min()) >= low and float(top.max()) <= high
+    every = resolved_indrnn({"name": "copy", "seq_len": 10}, {"top_recurrent_min": "auto"})
+    assert every.cell.params.top_recurrent_min == 0.0  # recurrent_min: no long-memory layer
+    bad = {"recurrent_max": 0.5, "top_recurrent_min": "auto"}
+    with pytest.raises(ConfigError, match="key cell: top_recurrent_min"):
+        resolved_indrnn({"name": "adding", "seq_len": 10}, bad)
 
 
 # --- SimpleRNN (the tutorial) ----------------------------------------------------------------

@@ -140,13 +140,9 @@ def test_incompatible_remedy_is_refused_with_the_fix(write_config, registry) -> 
     assert "identity_init" in msg and "cells that support it: rnn, simple" in msg
 
 
-def test_conflicting_remedies(write_config, registry) -> None:
-    msg = _error(write_config, registry, TINY.replace("[clip]", "[batchnorm, layernorm]"))
-    assert "cannot be combined with 'layernorm'" in msg
-
-
 def test_conflicting_remedies_blame_the_remedies_not_the_cell(write_config, registry) -> None:
     msg = _error(write_config, registry, TINY.replace("[clip]", "[batchnorm, layernorm]"))
+    assert "cannot be combined with 'layernorm'" in msg
     assert "remove one of them from remedies" in msg and "change the cell" not in msg
 
 
@@ -169,3 +165,40 @@ def test_a_device_the_machine_lacks_is_a_config_error(write_config, registry) ->
     msg = _error(write_config, registry, TINY, ["train.device=cuda:0"])
     assert "--set train.device=cuda:0, key train.device: 'cuda:0' is not available" in msg
     assert "use device: auto or cpu" in msg
+
+
+def test_a_duplicated_key_names_the_key_and_both_lines(write_config, registry) -> None:
+    """YAML keeps the later value silently; rnnlab refuses the file (issue 14, item 8)."""
+    text = TINY + "train: {steps: 3}\n"  # a second train: section, line 7
+    msg = _error(write_config, registry, text)
+    assert "line 7, key train: duplicated key 'train', already given on line 6" in msg
+    assert "keep one of the two" in msg
+    nested = TINY.replace("hidden_size: 8}", "hidden_size: 8, hidden_size: 16}")
+    msg = _error(write_config, registry, nested)
+    assert (
+        "line 4, key cell.hidden_size: duplicated key 'hidden_size', already given on line 4" in msg
+    )
+    block = "dataset: {name: adding}\ncell: {name: rnn}\ntrain:\n  lr: 0.1\n  steps: 2\n  lr: 0.2\n"
+    msg = _error(write_config, registry, block)
+    assert "line 6, key train.lr: duplicated key 'lr', already given on line 4" in msg
+
+
+def test_a_duplicated_key_in_a_set_value(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY, ["cell={name: rnn, name: gru}"])
+    assert msg.startswith("--set cell={name: rnn, name: gru}: duplicated key 'name'")
+
+
+def test_yaml_merge_keys_are_not_duplicates(write_config, registry) -> None:
+    text = "base: &b {steps: 2}\n" + TINY
+    text = text.replace("train: {steps: 6,", "train: {<<: *b, <<: *b, steps: 6,")
+    msg = _error(write_config, registry, text)  # only the unknown key 'base' is wrong here
+    assert "unknown key 'base'" in msg and "duplicated" not in msg
+
+
+def test_train_select_and_rmsprop_alpha_are_checked(write_config, registry) -> None:
+    msg = _error(write_config, registry, TINY, ["train.select=best"])
+    assert "key train.select: Input should be 'final' or 'best_val' (got 'best')" in msg
+    msg = _error(write_config, registry, TINY, ["train.rmsprop_alpha=1.0"])
+    assert "key train.rmsprop_alpha: Input should be less than 1 (got 1.0)" in msg
+    run = load_run_config(write_config(TINY), registry)
+    assert run.config.train.select == "final" and run.config.train.rmsprop_alpha == 0.99

@@ -21,6 +21,7 @@ from rnnlab_tasks.forecast import TimeSeriesForecast
 from rnnlab_tasks.mnist import SequentialMNIST
 from test_tasks import make_mnist
 
+import rnnlab
 from rnnlab.base import Params
 from rnnlab.testing import CellContract, DatasetContract, RemedyContract, installed_registry
 
@@ -60,6 +61,7 @@ class TestSimple(CellContract):
 class TestSimpleTanhWithOutput(CellContract):
     cell_cls = SimpleRNN
     params = SimpleRNN.Params(nonlinearity="tanh", output_size=2)
+    unused_parameters = frozenset({"i2o.weight", "i2o.bias"})  # tutorial_forward's output only
 
 
 # --- datasets --------------------------------------------------------------------------------
@@ -201,7 +203,14 @@ class TestResidualOnRNN(RemedyContract):
 
 class TestResidualOnLSTM(RemedyContract):
     remedy_cls = Residual
+    params = Residual.Params(through_time=False)  # through time, an additive cell is refused
     cell_name = "lstm"
+
+
+class TestResidualOnIndRNN(RemedyContract):
+    remedy_cls = Residual
+    params = Residual.Params(step=0.5)
+    cell_name = "indrnn"
 
 
 class TestGatingOnRNN(RemedyContract):
@@ -211,6 +220,32 @@ class TestGatingOnRNN(RemedyContract):
 class TestGatingOnLSTM(RemedyContract):
     remedy_cls = Gating
     params = Gating.Params(bias=-1.0)
+    cell_name = "lstm"
+
+
+class HiddenPenalty(rnnlab.Remedy):
+    """Not a built-in: a loss term on the hidden states (weight x mean h_t^2), so that the suite's
+    loss-term checks run in the default suite too (no built-in remedy has a loss term)."""
+
+    class Params(rnnlab.Params):
+        weight: float = 0.1
+
+    needs_states = True
+
+    def loss_term(self, loss, traces):
+        hidden = [h for trace in traces for h in trace.hidden]
+        if not hidden:
+            return None
+        penalty = sum(h.square().mean() for h in hidden) / len(hidden)
+        return self.params.weight * penalty, {"penalty/value": float(penalty.detach())}
+
+
+class TestHiddenPenalty(RemedyContract):
+    remedy_cls = HiddenPenalty
+
+
+class TestHiddenPenaltyOnLSTM(RemedyContract):
+    remedy_cls = HiddenPenalty
     cell_name = "lstm"
 
 

@@ -27,7 +27,8 @@ name: {name}
 seed: 0
 dataset: {{name: adding, seq_len: 8, val_size: 32}}
 cell: {{name: faulty, hidden_size: 4, fault: slow}}
-train: {{steps: {steps}, batch_size: 8, lr: 0.01, eval_every: 20, probe_every: 20, log_every: 5}}
+train: {{steps: {steps}, batch_size: 8, lr: 0.01, eval_every: 20, probe_every: 20, log_every: 5,
+  device: cpu}}
 sweep:
   workers: 1
   seeds: [0, 1, 2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import os
 import subprocess
 import sys
@@ -109,8 +110,12 @@ def test_a_sweep_uses_its_cell_task_and_remedy(plugin_path: str, tmp_path: Path)
         seen.add((tags["rnnlab.cell"], tags["rnnlab.remedies"]))
         regularised = "norm_preserving" in tags["rnnlab.remedies"]
         assert ("norm_preserving/omega" in metrics) is regularised, metrics.keys()
-        if regularised:
-            assert metrics["norm_preserving/omega"] >= 0.0
-            history = client.get_metric_history(run.info.run_id, "norm_preserving/ratio")
-            assert len(history) == 6 and all(m.value > 0 for m in history)
+        if regularised:  # omega = mean (r - 1)^2 >= (mean r - 1)^2, r the logged ratio (Jensen)
+            omega, ratio = (
+                [m.value for m in client.get_metric_history(run.info.run_id, key)]
+                for key in ("norm_preserving/omega", "norm_preserving/ratio")
+            )
+            assert len(omega) == len(ratio) == 6 and all(r > 0 for r in ratio)
+            assert all(0 < o < math.inf for o in omega), omega
+            assert all(o >= (r - 1) ** 2 * (1 - 1e-6) for o, r in zip(omega, ratio, strict=True))
     assert {cell for cell, _ in seen} == {"mgu", "rnn"} and len(seen) == 6

@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 import torch
+from rnnlab_cells.indrnn import IndRNNCell
+from rnnlab_cells.simple import SimpleRNN
 from rnnlab_cells.twins import ElmanCell, GRUCell, LSTMCell
 from rnnlab_remedies.clip import GradientClipping
 from rnnlab_remedies.gating import GatedCell, Gating
 from rnnlab_remedies.norm import BatchNormRemedy, LayerNormRemedy, TimeBatchNorm
 from rnnlab_remedies.relu import IdentityReLU
-from rnnlab_remedies.residual import Residual, ResidualCell
+from rnnlab_remedies.residual import DEFAULT_STEP, Residual, ResidualCell
 from torch import nn
 
 from rnnlab.base import Cell, Remedy, State, TaskKind
@@ -108,12 +110,37 @@ def test_relu_sets_identity_recurrence_zero_biases_and_relu() -> None:
     torch.testing.assert_close(fused, loop, **TOL)
 
 
+def test_relu_draws_the_input_weights_as_li_et_al_code() -> None:
+    """N(0, 0.001^2) by default (Li et al.'s IRNN: lasagne.init.Normal(0.001), a std); null
+    keeps the cell's own initialisation."""
+    torch.manual_seed(0)
+    cell = IdentityReLU().apply_cell(ElmanCell(64, 128), 0)
+    weight = cell.input_weight().detach()  # type: ignore[union-attr]
+    assert 0.0009 < float(weight.std()) < 0.0011 and abs(float(weight.mean())) < 1e-4
+    torch.manual_seed(0)
+    fresh = ElmanCell(I, H)
+    torch.manual_seed(0)
+    kept = IdentityReLU(IdentityReLU.Params(input_std=None)).apply_cell(ElmanCell(I, H), 0)
+    assert torch.equal(kept.weight_ih, fresh.weight_ih)  # type: ignore[union-attr]
+    model = model_with(SimpleRNN, IdentityReLU(IdentityReLU.Params(input_std=0.5)))
+    (simple,) = model.layers()
+    assert 0.2 < float(simple.input_weight().detach().std()) < 1  # type: ignore[union-attr]
+
+
+def test_relu_input_std_needs_the_cells_input_weight() -> None:
+    class NoInputWeight(ElmanCell):
+        def input_weight(self) -> None:  # type: ignore[override]
+            return None
+
+    with pytest.raises(ValueError, match="input_std: null"):
+        IdentityReLU().apply_cell(NoInputWeight(I, H), 0)
+    IdentityReLU(IdentityReLU.Params(input_std=None)).apply_cell(NoInputWeight(I, H), 0)
+
+
 def test_relu_on_lstm_is_incompatible() -> None:
+    # that a config is refused for it: test_config.py::test_incompatible_remedy_is_refused_...
     reason = IdentityReLU.incompatibility("lstm", LSTMCell, [], 1)
     assert isinstance(reason, str) and "identity_init" in reason
-    data = {"dataset": {"name": "adding"}, "cell": {"name": "lstm"}, "remedies": ["relu"]}
-    with pytest.raises(IncompatibleError, match="'relu' is incompatible with cell 'lstm'"):
-        resolve(Source(path=None, data=data), installed_registry())
 
 
 # --- batchnorm -------------------------------------------------------------------------------
@@ -195,30 +222,27 @@ def test_batchnorm_statistics_survive_a_state_dict_round_trip() -> None:
 def test_batchnorm_and_layernorm_conflict() -> None:
     assert isinstance(BatchNormRemedy.incompatibility("lstm", LSTMCell, ["layernorm"], 1), str)
     assert isinstance(LayerNormRemedy.incompatibility("lstm", LSTMCell, ["batchnorm"], 1), str)
-    data = {
-        "dataset": {"name": "adding"},
-        "cell": {"name": "lstm"},
-        "remedies": ["batchnorm", "layernorm"],
-    }
-    with pytest.raises(IncompatibleError, match="layernorm"):
-        resolve(Source(path=None, data=data), installed_registry())
+    # that a config is refused for it: test_config.py::test_conflicting_remedies_blame_the_...
 
 
 # --- layernorm -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("terms", ["summed", "separate"])
 @pytest.mark.parametrize("cls", [ElmanCell, LSTMCell, GRUCell])
-def test_layernorm_is_per_example_and_the_same_in_eval(cls: type[Cell]) -> None:
-    model = model_with(cls, LayerNormRemedy())
+def test_layernorm_is_per_example_and_the_same_in_eval(cls: type[Cell], terms: str) -> None:
+    model = model_with(cls, LayerNormRemedy(LayerNormRemedy.Params(terms=terms)))  # type: ignore[arg-type]
     (cell,) = model.layers()
-    assert norms_of(cell) and not cell.has_fused
+    summed: Any = getattr(cell, "norm_summed", None)
+    assert (summed is not None) == (terms == "summed") and not cell.has_fused
+    assert (summed is None) == bool(norms_of(cell)) or cls is LSTMCell  # LSTM: c_t in both
     x = torch.randn(T, B, I)
     together, _ = model(x)
     alone = torch.cat([model(x[:, i : i + 1])[0] for i in range(B)])
     torch.testing.assert_close(together, alone, **TOL)
     model.eval()
     torch.testing.assert_close(model(x)[0], together, **TOL)
-    norm: Any = cell.norm_input
+    norm: Any = summed[0] if summed is not None else cell.norm_input  # type: ignore[attr-defined]
     normed = norm(torch.randn(B, norm.norm.normalized_shape[0]), 0)
     torch.testing.assert_close(normed.mean(dim=-1), torch.zeros(B), **TOL)
 
@@ -226,33 +250,60 @@ def test_layernorm_is_per_example_and_the_same_in_eval(cls: type[Cell]) -> None:
 # --- residual --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [ElmanCell, LSTMCell])
-def test_residual_through_time(cls: type[Cell]) -> None:
-    model = model_with(cls, Residual(Residual.Params(across_layers=False)))
+@pytest.mark.parametrize("step", [1.0, 0.1])
+@pytest.mark.parametrize("cls", [ElmanCell, IndRNNCell])
+def test_residual_through_time(cls: type[Cell], step: float) -> None:
+    model = model_with(cls, Residual(Residual.Params(across_layers=False, step=step)))
     (cell,) = model.layers()
-    assert isinstance(cell, ResidualCell) and not model.residual_layers
+    assert isinstance(cell, ResidualCell) and cell.additive
     x = torch.randn(T, B, I)
     state, hs = zeros(cell), []
     for t, u_t in enumerate(cell.inner.project_inputs(x).unbind(0)):
         update, inner_state = cell.inner.step(u_t, state, t)
-        h = state[0] + update  # h_t = h_{t-1} + F(x_t, h_{t-1})
+        h = state[0] + step * update  # h_t = h_{t-1} + step * F(x_t, h_{t-1})
         state = (h, *inner_state[1:])
         hs.append(h)
     torch.testing.assert_close(run_loop(cell, x, zeros(cell), None), torch.stack(hs), **TOL)
+    assert Residual.Params().step == DEFAULT_STEP < 1
 
 
-def test_residual_across_layers() -> None:
+def test_residual_across_layers_is_an_after_layer_connection() -> None:
     model = model_with(ElmanCell, Residual(Residual.Params(through_time=False)), layers=2)
-    assert model.residual_layers
+    assert not hasattr(model, "residual_layers")  # the seam replaced the model's flag
     lower, upper = model.layers()
     assert isinstance(lower, ElmanCell) and isinstance(upper, ElmanCell)
     x = torch.randn(T, B, I)
     h1 = run_loop(lower, x, zeros(lower), None)
     h2 = h1 + run_loop(upper, h1, zeros(upper), None)
-    for probe in (False, True):
+    for probe in (False, True):  # the fused path and the probed loop alike
         torch.testing.assert_close(model(x, probe=probe)[0], model.head(h2[-1]), **TOL)
     both = model_with(ElmanCell, Residual(), layers=2)
-    assert both.residual_layers and all(isinstance(c, ResidualCell) for c in both.layers())
+    assert all(isinstance(c, ResidualCell) for c in both.layers())
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_residual_through_time_on_an_additive_cell_is_incompatible(cell: str) -> None:
+    assert LSTMCell.additive and GRUCell.additive and GatedCell.additive
+    assert not ElmanCell.additive and not IndRNNCell.additive
+    with pytest.raises(IncompatibleError) as info:
+        resolve_remedies(cell, ["residual"])
+    message = str(info.value)
+    assert f"remedy 'residual' is incompatible with cell '{cell}'" in message
+    assert "declares additive" in message and "through_time: false" in message
+    resolve_remedies(cell, [{"name": "residual", "through_time": False}])  # across layers only
+    with pytest.raises(ValueError, match="already additive"):  # a model built by hand
+        model_with(LSTMCell if cell == "lstm" else GRUCell, Residual())
+
+
+def test_residual_through_time_with_gating_is_incompatible() -> None:
+    with pytest.raises(IncompatibleError, match="cannot be combined with 'gating' through time"):
+        resolve_remedies("rnn", ["residual", "gating"])
+    resolve_remedies("rnn", [{"name": "residual", "through_time": False}, "gating"])
+
+
+def resolve_remedies(cell: str, remedies: list[Any]) -> Any:
+    data = {"dataset": {"name": "adding"}, "cell": {"name": cell}, "remedies": remedies}
+    return resolve(Source(path=None, data=data), installed_registry())
 
 
 # --- gating ----------------------------------------------------------------------------------

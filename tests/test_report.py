@@ -86,16 +86,20 @@ def test_report_of_a_finished_sweep(sweep_env, tmp_path: Path) -> None:
     # the table's numbers are those MLflow holds
     runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
     final: dict[tuple[str, str], list[float]] = {}
+    target: dict[tuple[str, str], list[float]] = {}
     for run in runs:
         if run.data.tags["rnnlab.outcome"] == "completed":
             key = (run.data.tags["rnnlab.cell"], run.data.tags["rnnlab.remedies"])
             final.setdefault(key, []).append(run.data.metrics["val/loss"])
+            target.setdefault(key, []).append(run.data.metrics["grad/target/log10_ratio"])
+            assert "test/loss" in run.data.metrics and run.data.tags["rnnlab.selection"] == "final"
     table = {(r[0], r[1]): r for r in page.rows if len(r) > 5}
     assert len(table) == 6
     for (cell, remedies), values in final.items():
         row = table[(cell, "none" if remedies == "none" else remedies)]
         mean = float(row[2].split(" ± ")[0])
         assert mean == pytest.approx(statistics.fmean(values), rel=1e-3)
+        assert float(row[4]) == pytest.approx(statistics.fmean(target[cell, remedies]), abs=0.051)
         assert row[-5:] == ["2", "0", "0", "0", "0"]
     assert table[("lstm", "relu")][-1] == "2"  # incompatible
     # logged to the sweep's parent run

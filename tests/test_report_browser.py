@@ -57,10 +57,14 @@ TIMEOUT = 60.0  # seconds for any one step; a start takes about one
 
 
 def chromium() -> str:
-    """Debian's Chromium, or a skip that says where it comes from."""
+    """Debian's Chromium, or a skip that says where it comes from; in CI (``CI`` set, as
+    ``.ci/run`` sets it) a missing browser fails the test instead, as a missing PostgreSQL does."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.skip("no chromium on PATH; .ci/run installs it (apt-get install chromium)")
+        reason = "no chromium on PATH; .ci/run installs it (apt-get install chromium)"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"{reason}; CI is set, so this is an error, not a skip")
+        pytest.skip(reason)
     return found
 
 

@@ -162,7 +162,8 @@ def test_bad_sweep_files_exit_2_before_anything_starts(
     path = write(tmp_path, sweep)
     result = CliRunner().invoke(cli, ["sweep", str(path)])
     assert result.exit_code == 2, result.output
-    assert expected in result.output and str(path) in result.output or "--set" in result.output
+    assert expected in result.output
+    assert str(path) in result.output or "--set" in result.output
     assert "line" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "sw.yaml"]
 

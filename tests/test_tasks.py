@@ -66,20 +66,8 @@ def test_importing_the_package_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize(
-    "cls",
-    [
-        AddingProblem,
-        CopyMemory,
-        SequentialDigits,
-        SequentialMNIST,
-        TimeSeriesForecast,
-        CharLanguageModel,
-    ],
-)
-def test_params_reject_unknown_keys(cls: type[Dataset]) -> None:
-    with pytest.raises(ValidationError):
-        cls.Params.model_validate({"no_such_key": 1})
+# that each task's Params reject unknown keys: DatasetContract.test_params_reject_unknown_keys
+# (tests/test_contracts.py), for every built-in task
 
 
 @pytest.mark.parametrize(

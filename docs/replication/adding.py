@@ -17,12 +17,16 @@ from replication.parts import (
     Finding,
     Result,
     by_arm,
+    held_out,
     mean,
     mean_std,
     seeds_text,
     table,
 )
 from replication.reader import Sweep, Trial
+
+PAPER_TEST = {"LSTM": "0.164", "GRU": "5.3e-5", "tanh RNN": "0.177"}
+"""Bai et al. 2018's test MSE on the adding problem at T=600 (~70K parameters)."""
 
 
 def adding_arm(t: Trial) -> str | None:
@@ -63,9 +67,20 @@ def adding(sweeps: list[Sweep], figure: str) -> Result:
                     seeds_text(group, lambda t: t.loss),
                     adding_status(group),
                     f"{mean(t.ratio for t in group):.1f}",
+                    held_out(group),
+                    PAPER_TEST.get(name.split(" (")[0], "-"),
                 ]
             )
-    head = ["cell", "T", "val MSE", "per seed", "status", "log10 ratio (end)"]
+    head = [
+        "cell",
+        "T",
+        "val MSE",
+        "per seed",
+        "status",
+        "log10 ratio (end)",
+        "test MSE",
+        "paper test MSE (Bai 2018, T=600)",
+    ]
     checks = []
 
     def arm_at(prefix: str, T: str) -> list[list[Trial]]:

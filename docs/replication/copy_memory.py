@@ -6,7 +6,18 @@ import math
 
 from replication.criteria import BEATS
 from replication.figures import colour, pyplot, save
-from replication.parts import CELL_NAMES, Check, Finding, Result, by_arm, mean, mean_std, table
+from replication.parts import (
+    CELL_NAMES,
+    Check,
+    Finding,
+    Result,
+    by_arm,
+    held_out,
+    mean,
+    mean_std,
+    table,
+    target_ratio_text,
+)
 from replication.reader import Sweep, Trial
 
 
@@ -36,6 +47,9 @@ def copy(sweeps: list[Sweep], figure: str) -> Result:
                     mean_std(t.loss / copy_baseline(T) for t in group),
                     mean_std(t.metrics.get("val/accuracy", math.nan) for t in group),
                     f"{beaten} of {len(group)}",
+                    target_ratio_text(group, first=True),
+                    target_ratio_text(group),
+                    held_out(group, "accuracy"),
                 ]
             )
     head = [
@@ -46,6 +60,9 @@ def copy(sweeps: list[Sweep], figure: str) -> Result:
         "loss / baseline",
         "recall accuracy",
         "seeds beating",
+        "recall-steps log10 ratio, init",
+        "... at the end",
+        "test recall accuracy",
     ]
     short, long = str(lengths[0]), str(lengths[-1])
     rnn = [t for n, ts in arms.items() if n.startswith("tanh RNN") for t in ts]
@@ -109,7 +126,7 @@ def copy_notes(sweeps: list[Sweep], result: Result) -> list[str]:
             parts.append(f"T={T}: {ratio:.3f} ({sum(map(copy_beats, group))} of {len(group)})")
         return "; ".join(parts)
 
-    return [
+    notes = [
         "Loss over baseline, mean over seeds, and how many seeds beat it: LSTM "
         f"{summary('lstm')}. tanh RNN {summary('rnn')}. A ratio of 1 is a net that predicts "
         "the blanks and guesses the symbols (recall accuracy 1/8). "
@@ -118,6 +135,30 @@ def copy_notes(sweeps: list[Sweep], result: Result) -> list[str]:
         'range, and the criterion "only at short T" can only be settled by the paper-sized '
         "profile (T 100 to 500)."
     ]
+    gradient = recall_gradient_note(s)
+    return notes + ([gradient] if gradient else [])
+
+
+def recall_gradient_note(s: Sweep) -> str:
+    """The target curve (the recall steps' loss alone) against the whole loss's, at init."""
+    done = [t for t in s.trials if t.outcome == "completed" and t.first_target_ratio is not None]
+    if not done:
+        return ""
+    parts = []
+    for cell in s.values("cell"):
+        group = [t for t in done if t.get("cell") == cell]
+        if group:
+            total = mean(t.first_ratio for t in group if t.first_ratio is not None)
+            target = mean(v for v in (t.first_target_ratio for t in group) if v is not None)
+            parts.append(f"{CELL_NAMES.get(cell, cell)} {target:.1f} (whole loss {total:+.2f})")
+    return (
+        "The loss is averaged over every step, so ||dL/dh_t|| of the whole loss contains each "
+        "step's own term and stays flat; the recall steps' loss alone shows how little of their "
+        "gradient reaches the symbols to remember. Its log10 ||dL_target/dh_1|| / "
+        "||dL_target/dh_T|| at initialisation, mean over every delay and seed: "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 FINDING = Finding(

@@ -36,6 +36,14 @@ Every measured number on this page is read from the sweeps' Optuna studies and M
 real sequences (the example sweeps `experiments/forecast.yaml` and `experiments/chars.yaml`);
 no paper makes a claim about them, so it describes and has no verdict.
 
+**Test and target numbers.** The papers report test numbers; so do the tables' *test* columns:
+the test split of each completed run, evaluated once at the end on the weights `train.select`
+chose (final unless a column says otherwise). The criteria use the validation numbers they were
+fixed on. Where a task has a loss at every step (copy, chars) the tables also give the gradient
+of the target steps' loss alone (the recall steps, the last character), whose log10 ratio shows
+the vanishing that the whole loss's hides. A `-` there: the sweep was recorded before rnnlab
+measured it.
+
 **Verdicts.** Each criterion is a yes/no test on the measurements of every seed (or the mean
 over seeds where it says so). A finding is *reproduced* when all its criteria hold, *partly
 reproduced* when some do, *not reproduced* when none does; the criteria that failed are named

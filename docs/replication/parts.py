@@ -10,6 +10,9 @@ import math
 import statistics
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from replication.reader import PROFILES, Sweep, Trial, planned
 
@@ -49,6 +52,45 @@ def mean(values: Iterable[float]) -> float:
     """The mean of the finite values; NaN when there are none."""
     vs = finite(values)
     return statistics.fmean(vs) if vs else math.nan
+
+
+def held_out(trials: Iterable[Trial], what: str = "loss", scale: float = 1.0) -> str:
+    """``mean ± std (n)`` of ``test/<what>`` (times ``scale``) over the completed trials, the
+    papers' kind of number: the test split once, at the end, on the weights ``train.select``
+    chose (named when not the final ones); ``-`` for runs recorded before rnnlab evaluated it."""
+    done = [t for t in trials if t.outcome == "completed"]
+    text = mean_std(scale * t.test(what) for t in done)
+    rules = sorted({t.selection for t in done if t.selection} - {"final"})
+    if text != "-" and rules:
+        text += f", {'/'.join(rules)} weights"
+    return text
+
+
+def target_ratio_text(trials: Iterable[Trial], first: bool = False) -> str:
+    """``mean ± std (n)`` of the target curve's log10 ratio over the completed trials, at the
+    last probe (or the first, at initialisation); ``-`` for runs from before it was measured."""
+    done = [t for t in trials if t.outcome == "completed"]
+    if first:
+        return mean_std(t.first_target_ratio for t in done if t.first_target_ratio is not None)
+    return mean_std(t.target_ratio for t in done)
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rank correlation (ties get their mean rank); NaN when a side is constant."""
+
+    def ranks(v: list[float]) -> np.ndarray:
+        a = np.asarray(v, dtype=float)
+        order = a.argsort()
+        r = np.empty(len(a))
+        r[order] = np.arange(len(a), dtype=float)
+        for value in np.unique(a):
+            r[a == value] = r[a == value].mean()
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 # --- page pieces and sections ---------------------------------------------------------------------
@@ -111,7 +153,7 @@ def settings(sweep: Sweep, options: Collection[str] | None = None) -> str:
         f"{c['cell']['name']} hidden {c['cell']['hidden_size']}"
         + ("" if "model.layers" in varied else f", {layers} layer{'s' * (layers > 1)}"),
         f"remedies {remedies or 'none'}",
-        f"{t['optimizer']} lr {t['lr']:g}, batch {t['batch_size']}, {t['steps']} step"
+        f"{t['optimizer']}{_alpha(t)} lr {t['lr']:g}, batch {t['batch_size']}, {t['steps']} step"
         + "s" * (t["steps"] > 1),
         "varied: " + "; ".join(f"`{k}` {', '.join(v)}" for k, v in sweep.space.items()),
         f"seeds {', '.join(map(str, sweep.seeds))}",
@@ -124,6 +166,13 @@ def settings(sweep: Sweep, options: Collection[str] | None = None) -> str:
     else:
         parts.append(f"{sweep.total} trials")
     return "; ".join(parts)
+
+
+def _alpha(train: dict[str, Any]) -> str:
+    """`` (alpha 0.9)`` when rmsprop's smoothing constant is not torch's 0.99 (older stores
+    have none)."""
+    alpha = train.get("rmsprop_alpha", 0.99)
+    return f" (alpha {alpha:g})" if train["optimizer"] == "rmsprop" and alpha != 0.99 else ""
 
 
 def by_arm(sweeps: list[Sweep], arm: Callable[[Trial], str | None]) -> dict[str, list[Trial]]:

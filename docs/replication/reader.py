@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab._names import LOG10_RATIO, SELECTION, TARGET_LOG10_RATIO, TEST
+
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = "experiments/replications"
 STEMS = ("adding", "adding-relu", "copy", "digits", "clipping", "gradflow", "depth")
@@ -34,6 +36,11 @@ class Trial:
     first_ratio: float | None  # log10 ||dL/dh_1|| / ||dL/dh_T|| at the first probe
     seconds: float  # the run's wall time
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, objective)
+    # the target curve ||dL_target/dh_t||, L_target the loss of the task's target steps alone
+    # (rnnlab.probe); None / absent in runs recorded before rnnlab measured it
+    target_flow: np.ndarray | None = None
+    first_target_ratio: float | None = None  # its log10 ratio at the first probe
+    selection: str = ""  # the rule that chose the weights the test split saw ("": no test)
 
     def get(self, key: str) -> str:
         return self.labels.get(ALIASES.get(key, key), "")
@@ -44,8 +51,20 @@ class Trial:
 
     @property
     def ratio(self) -> float:
-        """log10 ||dL/dh_1|| / ||dL/dh_T|| at the last probe (top layer)."""
-        return self.metrics.get("grad/log10_ratio", math.nan)
+        """log10 ||dL/dh_1|| / ||dL/dh_T|| at the last probe (top layer), L the whole loss."""
+        return self.metrics.get(LOG10_RATIO, math.nan)
+
+    @property
+    def target_ratio(self) -> float:
+        """log10 ||dL_target/dh_1|| / ||dL_target/dh_T|| at the last probe (top layer), L_target
+        the loss of the task's target steps alone: copy's recall steps, chars' last step; the
+        same as :attr:`ratio` on a last-step task. NaN for a run from before it was measured."""
+        return self.metrics.get(TARGET_LOG10_RATIO, math.nan)
+
+    def test(self, what: str = "loss") -> float:
+        """``test/<what>`` of a completed run (the test split, once, on the weights its
+        :attr:`selection` chose); NaN for a run from before rnnlab evaluated it."""
+        return self.metrics.get(f"{TEST}/{what}", math.nan)
 
 
 @dataclass
@@ -102,16 +121,20 @@ def load(name: str, storage: str, tracking_uri: str | None = None) -> Sweep | No
     trials = []
     for t in data.trials:
         metrics: dict[str, float] = {}
-        seconds = 0.0
+        seconds, selection = 0.0, ""
         if t.run_id:
             run = client.get_run(t.run_id)
             metrics = dict(run.data.metrics)
+            if f"{TEST}/loss" in metrics:  # the rule that chose the weights it tested
+                selection = str(run.data.tags.get(SELECTION, ""))
             if run.info.end_time and run.info.start_time:
                 seconds = (run.info.end_time - run.info.start_time) / 1000
         first = t.ratio[0][1] if t.ratio else None
-        trials.append(
-            Trial(t.labels, t.seed, t.outcome, metrics, t.flow, first, seconds, t.objective)
-        )
+        trial = Trial(t.labels, t.seed, t.outcome, metrics, t.flow, first, seconds, t.objective)
+        trial.target_flow = t.target_flow
+        trial.first_target_ratio = t.target_ratio[0][1] if t.target_ratio else None
+        trial.selection = selection
+        trials.append(trial)
     space = {
         k: [label(v) for v in vs] for k, vs in plan.section.space.items() if isinstance(vs, list)
     }

@@ -4,8 +4,10 @@
 (next-character prediction on CPython's help texts) run the tanh RNN, LSTM and GRU with no
 remedy, clipping and layer norm. No paper claim is tested: the section is descriptive and has no
 verdict. It shows the final val metrics beside each task's trivial baseline, which the task class
-computes (:func:`baseline`), and the gradient measurement of the synthetic sections, log10
-||dL/dh_1|| / ||dL/dh_T||, at initialisation and at the end of training.
+computes (:func:`baseline`), the test metrics (the test split once, at the end), and the
+gradient measurement of the synthetic sections, log10 ||dL/dh_1|| / ||dL/dh_T||, at
+initialisation and at the end of training, for the whole loss L and for the loss of the task's
+target steps alone (chars: the window's last step; forecast: its whole loss, the same number).
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ import yaml
 
 from replication.criteria import FLAT
 from replication.figures import colour, geometric_mean, pyplot, save
-from replication.parts import CELL_NAMES, finite, mean, mean_std, settings, table
+from replication.parts import (
+    CELL_NAMES,
+    finite,
+    mean,
+    mean_std,
+    settings,
+    spearman,
+    table,
+)
 from replication.reader import ROOT, Sweep, Trial, load, planned, plugin_manager
+from rnnlab._names import TARGET_LOG10_RATIO
 
 EXAMPLES = "experiments"
 TITLE = "The same measurements on real sequences"
@@ -114,6 +125,15 @@ def spread(values: list[float]) -> str:
     return format(vs[0], ".3g") if len(vs) == 1 else mean_std(vs)
 
 
+def first_target(trials: list[Trial]) -> list[float]:
+    """The target curve's log10 ratio at the first probe of every completed trial."""
+    return [
+        math.nan if t.first_target_ratio is None else t.first_target_ratio
+        for t in trials
+        if t.outcome == "completed"
+    ]
+
+
 def metric(trials: list[Trial], key: str) -> list[float]:
     """The final value of ``key`` of every completed trial."""
     return [t.metrics.get(key, math.nan) for t in trials if t.outcome == "completed"]
@@ -133,11 +153,14 @@ def task_table(task: Task, s: Sweep, base: dict[str, float]) -> str:
                     spread(metric(group, "val/accuracy")),
                     spread([t.first_ratio for t in group if t.first_ratio is not None]),
                     spread(metric(group, "grad/log10_ratio")),
+                    spread(first_target(group)),
+                    spread(metric(group, TARGET_LOG10_RATIO)),
+                    spread(metric(group, task.derived.replace("val/", "test/"))),
                 ]
             )
     if base:
         shown = [format(base[k], ".3g") if k in base else "-" for k in ("val/loss", task.derived)]
-        rows.append([f"baseline: {task.baseline_name}", "", *shown, "-", "-", "-"])
+        rows.append([f"baseline: {task.baseline_name}", "", *shown, *["-"] * 6])
     head = [
         "cell",
         "remedy",
@@ -146,6 +169,9 @@ def task_table(task: Task, s: Sweep, base: dict[str, float]) -> str:
         "val accuracy",
         "log10 ||dL/dh_1|| / ||dL/dh_T||, init",
         "... at the end",
+        "target steps' log10 ratio, init",
+        "... at the end",
+        f"test {task.derived_name}",
     ]
     return table(head, rows)
 
@@ -174,6 +200,7 @@ def task_notes(task: Task, s: Sweep, base: dict[str, float]) -> list[str]:
     losses = per_arm(s, "val/loss")
     loss = {a: mean(v) for a, v in losses.items() if v}
     ratio = {a: mean(v) for a, v in per_arm(s, "grad/log10_ratio").items() if v}
+    target = {a: mean(v) for a, v in per_arm(s, TARGET_LOG10_RATIO).items() if v}
     if not loss:
         return []
     best = min(loss, key=loss.__getitem__)
@@ -190,7 +217,21 @@ def task_notes(task: Task, s: Sweep, base: dict[str, float]) -> list[str]:
         notes.append(remedy_note)
     if ratio:
         notes.append(gradient_note(s, loss, ratio, best))
+    if target and any(abs(target[a] - ratio.get(a, math.nan)) > 1e-6 for a in target):
+        notes.append(target_note(loss, ratio, target))
     return notes
+
+
+def target_note(loss: dict[Arm, float], ratio: dict[Arm, float], target: dict[Arm, float]) -> str:
+    """The target steps' log10 ratio at the end against the whole loss's, as a sentence."""
+    low, high = min(target, key=target.__getitem__), max(target, key=target.__getitem__)
+    return (
+        "The loss of the target steps alone (the window's last step) tells a different story "
+        f"from the whole loss's: its log10 ratio at the end runs from {target[low]:.3g} "
+        f"({arm_name(low)}; whole loss {ratio.get(low, math.nan):.3g}) to {target[high]:.3g} "
+        f"({arm_name(high)}; whole loss {ratio.get(high, math.nan):.3g}), and "
+        f"{rank_agreement(loss, target)}"
+    )
 
 
 def remedy_effects(s: Sweep, losses: dict[Arm, list[float]]) -> str:
@@ -269,24 +310,6 @@ def rank_agreement(loss: dict[Any, float], ratio: dict[Any, float]) -> str:
         f"across the {len(arms)} arms the rank correlation of |log10 ratio| with val loss is "
         f"{rho:+.2f}: the flatter the gradient, the {direction} the loss."
     )
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman's rank correlation (ties get their mean rank); NaN when a side is constant."""
-
-    def ranks(v: list[float]) -> np.ndarray:
-        a = np.asarray(v, dtype=float)
-        order = a.argsort()
-        r = np.empty(len(a))
-        r[order] = np.arange(len(a), dtype=float)
-        for value in np.unique(a):
-            r[a == value] = r[a == value].mean()
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def figure(measured: list[tuple[Task, Sweep, dict[str, float]]], name: str) -> str:

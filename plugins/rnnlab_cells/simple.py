@@ -58,6 +58,9 @@ class SimpleRNN(Cell):
     def recurrent_weight(self) -> Tensor:
         return self.i2h.weight[:, self.input_size :]
 
+    def input_weight(self) -> Tensor:
+        return self.i2h.weight[:, : self.input_size]  # a view: in-place changes reach i2h
+
     def project_inputs(self, x: Tensor) -> Tensor:
         # i2h([x, h]) = W_x x + b + W_h h: the x half is hoisted out of the time loop
         return F.linear(x, self.i2h.weight[:, : self.input_size], self.i2h.bias)

@@ -3,6 +3,15 @@
 Each cell owns a one-layer torch module. Unprobed training steps run that module (fused, cuDNN on a
 GPU); the step path below reads the very same parameter tensors, so a probed step is exact.
 Gate order and formulas are torch's (LSTM: i, f, g, o; GRU: r, z, n).
+
+Normalisers (capability ``normalize``, used by the ``batchnorm`` and ``layernorm`` remedies) come
+in two forms. ``summed``: one normaliser per gate on that gate's summed pre-activation
+W_x x_t + W_h h_{t-1}, the biases added after it, as Ba et al. 2016 (section 3.1) define the
+layer-normalised RNN, h_t = f(g / sigma_t * (a_t - mu_t) + b). ``separate``: W_x x_t and
+W_h h_{t-1} each normalised on its own over all gates together, the biases added after them, as in
+Cooijmans et al. 2016's BN-LSTM and Ba et al.'s LN-LSTM (supplementary, eq. 20-22: LN(W_h h) +
+LN(W_x x) + b; their code, ryankiros/layer-norm, normalises over all four gates at once). An
+LSTM also normalises its cell state before the output tanh in both forms (both papers do).
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import rnnlab
-from rnnlab.base import Cell, Normalizer, NormalizerFactory, State
+from rnnlab.base import Cell, Normalizer, NormalizerFactory, NormTerms, State
 
 
 class _TwinCell(Cell):
@@ -29,8 +38,9 @@ class _TwinCell(Cell):
     ) -> None:
         super().__init__(input_size, hidden_size, params)
         self.rnn = self._make_module()
-        self.norm_input: Normalizer | None = None
-        self.norm_hidden: Normalizer | None = None
+        self.norm_input: Normalizer | None = None  # separate terms: W_x x_t
+        self.norm_hidden: Normalizer | None = None  # separate terms: W_h h_{t-1}
+        self.norm_summed: nn.ModuleList | None = None  # summed: one Normalizer per gate
 
     def _make_module(self) -> nn.RNNBase:
         raise NotImplementedError
@@ -54,17 +64,42 @@ class _TwinCell(Cell):
 
     @property
     def has_fused(self) -> bool:
-        return self.norm_input is None and self.norm_hidden is None
+        return self.norm_input is None and self.norm_hidden is None and self.norm_summed is None
 
-    def set_normalizers(self, make: NormalizerFactory) -> None:
-        width = self.gates * self.hidden_size
-        self.norm_input = make(width, "input")
-        self.norm_hidden = make(width, "hidden")
+    def set_normalizers(self, make: NormalizerFactory, terms: NormTerms) -> None:
+        if terms == "summed":
+            self.norm_summed = nn.ModuleList(
+                make(self.hidden_size, "summed") for _ in range(self.gates)
+            )
+        elif terms == "separate":
+            width = self.gates * self.hidden_size
+            self.norm_input = make(width, "input")
+            self.norm_hidden = make(width, "hidden")
+        else:
+            raise ValueError(f"terms must be 'summed' or 'separate', got {terms!r}")
 
     def recurrent_weight(self) -> Tensor:
         return self.weight_hh
 
+    def input_weight(self) -> Tensor:
+        return self.weight_ih
+
+    def per_gate(self, a: Tensor, t: int) -> Tensor:
+        """Each gate's chunk of ``a`` through its own summed-form normaliser."""
+        assert self.norm_summed is not None
+        chunks = a.chunk(self.gates, dim=-1)
+        return torch.cat([n(c, t) for n, c in zip(self.norm_summed, chunks, strict=True)], -1)
+
+    def preactivation(self, u_t: Tensor, h: Tensor, t: int) -> Tensor:
+        """Every gate's pre-activation at step t, normalisers and biases applied."""
+        if self.norm_summed is not None:  # Ba et al.: normalise the sum, then add the biases
+            summed = u_t + F.linear(h, self.weight_hh)
+            return self.per_gate(summed, t) + self.bias_ih + self.bias_hh
+        return u_t + self.hidden_term(h, t)
+
     def project_inputs(self, x: Tensor) -> Tensor:
+        if self.norm_summed is not None:  # the bias comes after the normaliser, in the step
+            return F.linear(x, self.weight_ih)
         if self.norm_input is None:
             return F.linear(x, self.weight_ih, self.bias_ih)
         # normalise W_x x and W_h h separately (Cooijmans et al. 2016); the bias comes after
@@ -97,7 +132,7 @@ class ElmanCell(_TwinCell):
         return nn.RNN(self.input_size, self.hidden_size, nonlinearity=self.params.nonlinearity)  # type: ignore[attr-defined]
 
     def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
-        a = u_t + self.hidden_term(state[0], t)
+        a = self.preactivation(u_t, state[0], t)
         h = torch.relu(a) if self.rnn.nonlinearity == "relu" else torch.tanh(a)
         return h, (h,)
 
@@ -120,6 +155,7 @@ class LSTMCell(_TwinCell):
         )
 
     gates = 4
+    additive = True  # c_t = f * c_{t-1} + i * g
 
     def __init__(
         self, input_size: int, hidden_size: int, params: rnnlab.Params | None = None
@@ -134,8 +170,8 @@ class LSTMCell(_TwinCell):
     def _make_module(self) -> nn.RNNBase:
         return nn.LSTM(self.input_size, self.hidden_size)
 
-    def set_normalizers(self, make: NormalizerFactory) -> None:
-        super().set_normalizers(make)
+    def set_normalizers(self, make: NormalizerFactory, terms: NormTerms) -> None:
+        super().set_normalizers(make, terms)
         self.norm_cell = make(self.hidden_size, "cell")
 
     def init_state(
@@ -146,7 +182,7 @@ class LSTMCell(_TwinCell):
 
     def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
         h, c = state
-        i, f, g, o = (u_t + self.hidden_term(h, t)).chunk(4, dim=-1)
+        i, f, g, o = self.preactivation(u_t, h, t).chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         c_out = c if self.norm_cell is None else self.norm_cell(c, t)
         h = torch.sigmoid(o) * torch.tanh(c_out)
@@ -161,16 +197,34 @@ class GRUCell(_TwinCell):
     """GRU (Cho et al. 2014) exactly as nn.GRU: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))."""
 
     gates = 3
+    additive = True  # h_t = z * h_{t-1} + (1 - z) * n
 
     def _make_module(self) -> nn.RNNBase:
         return nn.GRU(self.input_size, self.hidden_size)
 
     def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
         h = state[0]
+        if self.norm_summed is not None:
+            return self._summed_step(u_t, h, t)
         ur, uz, un = u_t.chunk(3, dim=-1)
         vr, vz, vn = self.hidden_term(h, t).chunk(3, dim=-1)
         r = torch.sigmoid(ur + vr)
         z = torch.sigmoid(uz + vz)
         n = torch.tanh(un + r * vn)
         h = n + z * (h - n)  # = (1 - z) * n + z * h
+        return h, (h,)
+
+    def _summed_step(self, u_t: Tensor, h: Tensor, t: int) -> tuple[Tensor, State]:
+        # the candidate's summed pre-activation is W_in x + r * W_hn h (r gates the recurrent
+        # term, as in nn.GRU); each gate's biases come after its normaliser
+        assert self.norm_summed is not None
+        norm_r, norm_z, norm_n = self.norm_summed
+        ur, uz, un = u_t.chunk(3, dim=-1)
+        vr, vz, vn = F.linear(h, self.weight_hh).chunk(3, dim=-1)
+        bir, biz, bin_ = self.bias_ih.chunk(3)
+        bhr, bhz, bhn = self.bias_hh.chunk(3)
+        r = torch.sigmoid(norm_r(ur + vr, t) + bir + bhr)
+        z = torch.sigmoid(norm_z(uz + vz, t) + biz + bhz)
+        n = torch.tanh(norm_n(un + r * vn, t) + bin_ + r * bhn)
+        h = n + z * (h - n)
         return h, (h,)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from pydantic import Field
 from torch import Tensor, nn
@@ -16,7 +18,10 @@ class GatedCell(CellWrapper):
     z_t = sigmoid(W_z x_t + U_z h_{t-1} + b_z).
 
     Where z is small the old state (and the gradient through it) passes unchanged, as in a GRU.
+    The update interpolates the previous state, so the cell is ``additive``.
     """
+
+    additive: ClassVar[bool] = True
 
     def __init__(self, inner: Cell, bias: float) -> None:
         super().__init__(inner)

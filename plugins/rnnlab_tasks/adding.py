@@ -22,6 +22,9 @@ class AddingProblem(SyntheticDataset):
     Accuracy is the fraction of sequences with ``|error| < 0.04`` (Hochreiter & Schmidhuber).
     This is not Pascanu et al.'s 2013 variant (markers in the first 10% and in [10%, 50%),
     target the mean).
+
+    Target: the last step, where the whole loss is, so the target curve ``grad/target/*`` is the
+    total curve ``grad/*``.
     """
 
     class Params(SyntheticParams):

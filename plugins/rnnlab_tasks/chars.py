@@ -98,6 +98,10 @@ class CharLanguageModel(StreamDataset):
     characters predicted correctly (arg-max). The baseline loss is the val cross-entropy of the
     train block's character frequencies (a unigram model, add-one smoothed).
 
+    Target (:meth:`target_steps`): the last step of each window, the one prediction that can use
+    the whole window; the target curve ``grad/target/*`` measures how far back its gradient
+    reaches, which the total curve cannot show (every step's own loss feeds it).
+
     Default corpus: the help texts that ship inside CPython (``pydoc_data.topics``, about 465,000
     characters, topics in sorted order), so it needs no download; it changes a little between
     Python versions. ``path`` reads any UTF-8 text file instead.
@@ -164,6 +168,10 @@ class CharLanguageModel(StreamDataset):
     def decode(self, indices: Tensor) -> str:
         """The characters of ``indices`` (``<unk>`` for the unknown index)."""
         return "".join(self.vocab[i] if i < len(self.vocab) else UNKNOWN for i in indices.tolist())
+
+    def target_steps(self) -> slice:
+        """The window's last step (the default, declared here because it is this task's choice)."""
+        return slice(-1, None)
 
     def make_batch(self, windows: Tensor) -> tuple[Tensor, Tensor]:
         """Windows ``[B, T + 1]`` -> one-hot ``x`` ``[T, B, V]`` and next characters ``[T, B]``."""

@@ -32,6 +32,10 @@ class CopyMemory(SyntheticDataset):
     A memoryless predictor scores ``10 * ln(8) / (T + 20)`` (the baseline: 0.1733 at T=100).
     Accuracy is the fraction of the 10 recalled symbols (the last 10 steps) that are correct;
     chance is 1/8.
+
+    Target (:meth:`target_steps`): the 10 recall steps, the only steps whose target depends on
+    the input. Their share of the loss, the recall steps' cross-entropy summed over 10 steps and
+    divided by ``T + 20``, is what the target curve ``grad/target/*`` measures.
     """
 
     class Params(SyntheticParams):
@@ -69,6 +73,10 @@ class CopyMemory(SyntheticDataset):
         y[-N_RECALL:] = data
         x = torch.nn.functional.one_hot(symbols, N_SYMBOLS).float()
         return x, y
+
+    def target_steps(self) -> slice:
+        """The 10 recall steps, the last 10: the steps that need the symbols seen T + 10 earlier."""
+        return slice(-N_RECALL, None)
 
     def accuracy(self, out: Tensor, y: Tensor) -> Tensor:
         """The fraction of the recalled symbols (the last 10 steps) predicted correctly.

@@ -34,6 +34,8 @@ class SequentialDigits(ImageSequenceDataset):
     order); in ``"row"`` mode it has 8 steps of one 8-pixel row. With ``permute`` the time steps
     are reordered by a fixed random permutation drawn from ``permutation_seed`` (the same for every
     run seed), as in permuted MNIST. The class is predicted from the output at the last step.
+    Target: that last step, the whole loss, so the target curve ``grad/target/*`` is the total
+    curve ``grad/*``.
 
     The split is fixed: one shuffle with seed 0, the first ``val_fraction`` of it for val, the next
     ``test_fraction`` for test, the rest for train (270 / 270 / 1257 by default). Train batches are

@@ -151,6 +151,9 @@ class TimeSeriesForecast(StreamDataset):
     training standard deviations of the truth (0.1 by default). The baseline loss is the val MSE
     of the persistence forecast (repeat the last value of the window); predicting the mean scores
     about 1.
+
+    Target: the forecast at the window's end, the whole loss, so the target curve
+    ``grad/target/*`` is the total curve ``grad/*``.
     """
 
     class Params(base.Params):

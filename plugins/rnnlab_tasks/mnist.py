@@ -80,6 +80,8 @@ class SequentialMNIST(ImageSequenceDataset):
     one pixel (row-major order); in ``"row"`` mode 28 steps of one 28-pixel row. With ``permute``
     the time steps are reordered by a fixed random permutation drawn from ``permutation_seed`` (the
     same for every run seed): permuted MNIST. The class is predicted at the last step.
+    Target: that last step, the whole loss, so the target curve ``grad/target/*`` is the total
+    curve ``grad/*``.
 
     The four standard files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally gzipped) are read from

@@ -9,20 +9,30 @@ subclasses; these bases have no ``Test`` prefix, so importing them collects noth
 Class attributes tune a suite (``params``, sizes, the cell or task used alongside). Each suite
 ends with a short real training run in which the class is registered as ``"under-test"`` through
 :func:`plugin_registering`, the path an installed plugin takes; the classes used alongside (the
-``adding`` task, the ``rnn`` cell) come from the installed plugins' registry.
+``adding`` task, the ``rnn`` cell) come from the installed plugins' registry. The cell and remedy
+suites also train on the suite's own tiny task (:class:`Learnable`, :func:`learning_run`) and
+require that it learns.
+
+Two attributes say that a class departs from the contract on purpose:
+``unused_parameters`` (cells and remedies: parameter names the recurrence never uses, so they get
+no gradient) and ``same_data_for_every_seed`` (datasets: the same batches whatever the seed).
+docs/plugins.md ("Testing it") lists what each suite checks.
 """
 
 from __future__ import annotations
 
 from rnnlab.testing._cells import CellContract
 from rnnlab.testing._datasets import DatasetContract
+from rnnlab.testing._learning import LEARNABLE, LEARNED, Learnable, learning_run
 from rnnlab.testing._remedies import RemedyContract
 from rnnlab.testing._support import (
     TINY_ADDING,
     TINY_TRAIN,
     UNDER_TEST,
     installed_registry,
+    missing_gradients,
     plugin_registering,
+    probes_match_autograd,
     registry_with,
     short_run,
 )
@@ -30,12 +40,18 @@ from rnnlab.testing._support import (
 __all__ = [
     "CellContract",
     "DatasetContract",
+    "LEARNABLE",
+    "LEARNED",
+    "Learnable",
     "RemedyContract",
     "TINY_ADDING",
     "TINY_TRAIN",
     "UNDER_TEST",
     "installed_registry",
+    "learning_run",
+    "missing_gradients",
     "plugin_registering",
+    "probes_match_autograd",
     "registry_with",
     "short_run",
 ]

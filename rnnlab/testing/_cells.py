@@ -8,13 +8,16 @@ import pytest
 import torch
 from torch import Tensor
 
-from rnnlab.base import Cell, State
-from rnnlab.model import run_loop
+from rnnlab.base import Cell, State, TaskKind
+from rnnlab.model import build_model, run_loop
+from rnnlab.testing._learning import LEARNABLE, Learnable, learning_run
 from rnnlab.testing._support import (
     UNDER_TEST,
     Contract,
     close,
+    missing_gradients,
     options,
+    probes_match_autograd,
     registry_with,
     short_run,
     unknown_key_rejected,
@@ -112,6 +115,80 @@ class CellContract(Contract):
         (grad,) = torch.autograd.grad(out[-1].sum(), h0)  # d h_T / d h_0 through the loop
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0, "no gradient from h_T to h_0"
 
+    def test_step_reads_h_from_state0(self) -> None:
+        """The model adds its probe to ``state[0]`` between steps, so a cell must read h_{t-1}
+        from there: replacing ``state[0]`` alone must change every step's output."""
+        cell, x = self.make_cell(), self.inputs()
+        state = self.start(cell)
+        g = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            for t, u_t in enumerate(cell.project_inputs(x).unbind(0)):
+                h, after = cell.step(u_t, state, t)
+                moved = (state[0] + 0.5 + torch.rand(state[0].shape, generator=g), *state[1:])
+                assert not torch.allclose(cell.step(u_t, moved, t)[0], h), (
+                    f"step {t}: replacing state[0] alone left h_t unchanged; read h_(t-1) from "
+                    "state[0], never from a copy elsewhere in the state or on the cell"
+                )
+                state = after
+
+    def test_every_parameter_gets_a_gradient(self) -> None:
+        cell, x = self.make_cell(), self.inputs()
+        paths = {"step path": lambda: run_loop(cell, x, self.start(cell), None)}
+        if cell.has_fused:
+            paths["fused path"] = lambda: cell.forward_fused(x, self.start(cell))[0]
+        for path, run in paths.items():
+            cell.zero_grad(set_to_none=True)
+            run().square().sum().backward()
+            missing = missing_gradients(cell, self.unused_parameters)
+            assert not missing, (
+                f"{path}: no gradient reaches {missing} (detached? if the recurrence never uses "
+                "them, list them in unused_parameters)"
+            )
+
+    def test_recurrent_weight_is_the_matrix_multiplying_h(self) -> None:
+        """Moving the parameters in a direction that changes ``recurrent_weight()`` changes h_t
+        when h_{t-1} != 0, and nothing when h_{t-1} = 0."""
+        cell, x = self.make_cell(), self.inputs()[0]
+        weight = cell.recurrent_weight()
+        if weight is None:
+            pytest.skip(f"{self.cell_cls.__name__} has no recurrent weight")
+        assert weight.requires_grad, "recurrent_weight() must be computed from the parameters"
+        params = list(cell.parameters())
+        g = torch.Generator().manual_seed(5)
+        pull = torch.randn(weight.shape, generator=g)
+        found = torch.autograd.grad((weight * pull).sum(), params, allow_unused=True)
+        moves = [(p, d) for p, d in zip(params, found, strict=True) if d is not None and d.any()]
+        assert moves, "recurrent_weight() depends on no parameter"
+        scale = 0.5 / max(float(d.abs().max()) for _, d in moves)
+        live = self.start(cell)
+        states = {"h_(t-1) = 0": (torch.zeros_like(live[0]), *live[1:]), "h_(t-1) != 0": live}
+        with torch.no_grad():
+            before = {k: cell.step(cell.project_inputs(x), s, 0)[0] for k, s in states.items()}
+            for p, d in moves:
+                p.add_(d, alpha=scale)
+            after = {k: cell.step(cell.project_inputs(x), s, 0)[0] for k, s in states.items()}
+            for p, d in moves:
+                p.sub_(d, alpha=scale)
+        close(after["h_(t-1) = 0"], before["h_(t-1) = 0"], self.tolerance, "h_t with h_(t-1) = 0")
+        assert not torch.allclose(after["h_(t-1) != 0"], before["h_(t-1) != 0"]), (
+            "changing recurrent_weight()'s parameters did not change h_t: it is not the matrix "
+            "multiplying h_(t-1)"
+        )
+
+    @pytest.mark.parametrize("layers", [1, 2])
+    def test_probes_equal_autograd(self, layers: int) -> None:
+        torch.manual_seed(0)
+        model = build_model(
+            self.cell_cls,
+            self.params if self.params is not None else self.cell_cls.Params(),
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            layers=layers,
+            output_size=3,
+            kind=TaskKind.CLASSIFY_EVERY,
+        ).double()
+        probes_match_autograd(model, self.inputs(torch.float64), self.tolerance)
+
     def test_trains(self) -> None:
         cell = {"name": UNDER_TEST, "hidden_size": 8, **options(self.params, self.cell_cls)}
         short_run(
@@ -119,3 +196,8 @@ class CellContract(Contract):
             {"name": self.dataset_name, **self.dataset_options},
             cell,
         )
+
+    def test_learns(self) -> None:
+        cell = {"name": UNDER_TEST, "hidden_size": 8, **options(self.params, self.cell_cls)}
+        also = [("dataset", LEARNABLE, Learnable)]
+        learning_run(registry_with("cell", self.cell_cls, also=also), cell)

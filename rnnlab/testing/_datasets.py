@@ -25,12 +25,17 @@ from rnnlab.testing._support import (
 
 class DatasetContract(Contract):
     """What every :class:`rnnlab.Dataset` must do. Set ``dataset_cls``; a dataset that needs
-    files overrides ``make_params`` and writes them into ``tmp_path``."""
+    files overrides ``make_params`` and writes them into ``tmp_path``.
+
+    Different seeds must give different training data (each seed of a sweep is a replicate).
+    A dataset that yields the same batches whatever the seed, on purpose (a fixed benchmark
+    stream), sets ``same_data_for_every_seed = True``; the suite then checks that instead."""
 
     dataset_cls: ClassVar[type[Dataset]]
     eval_batch: ClassVar[int] = 64
     train_batches: ClassVar[int] = 25
     cell_name: ClassVar[str] = "rnn"
+    same_data_for_every_seed: ClassVar[bool] = False
 
     def make_params(self, tmp_path: Path) -> Params | None:
         return self.params
@@ -77,6 +82,23 @@ class DatasetContract(Contract):
         assert len(a) == self.train_batches and all(x.shape[1] == self.batch for x, _ in a)
         for (xa, ya), (xb, yb) in zip(a, b, strict=True):
             assert torch.equal(xa, xb) and torch.equal(ya, yb), "same seed, different batches"
+
+    def test_different_seeds_give_different_data(self, dataset_params: Params) -> None:
+        a, b = (
+            self.batches(self.dataset_cls(dataset_params, seed), "train", 3, self.batch)
+            for seed in (5, 6)
+        )
+        same = all(
+            torch.equal(xa, xb) and torch.equal(ya, yb)
+            for (xa, ya), (xb, yb) in zip(a, b, strict=True)
+        )
+        if self.same_data_for_every_seed:
+            assert same, "same_data_for_every_seed is set, but seeds 5 and 6 differ"
+        else:
+            assert not same, (
+                "seeds 5 and 6 gave the same training batches: the dataset ignores its seed (if "
+                "that is on purpose, set same_data_for_every_seed = True on the test class)"
+            )
 
     def test_val_is_fixed_per_seed_and_finite(self, dataset_params: Params) -> None:
         ds, limit = self.dataset_cls(dataset_params, 5), 10_000

@@ -10,11 +10,14 @@ import torch
 
 from rnnlab.base import LayerTrace, Remedy, TaskKind
 from rnnlab.model import SequenceModel, build_model
+from rnnlab.testing._learning import LEARNABLE, Learnable, learning_run
 from rnnlab.testing._support import (
     UNDER_TEST,
     Contract,
     installed_registry,
+    missing_gradients,
     options,
+    probes_match_autograd,
     registry_with,
     short_run,
     unknown_key_rejected,
@@ -32,7 +35,9 @@ class RemedyContract(Contract):
     def cell_cls(self) -> Any:
         return installed_registry().get("cell", self.cell_name)
 
-    def make_model(self, remedy: Remedy, layers: int = 1) -> SequenceModel:
+    def make_model(
+        self, remedy: Remedy, layers: int = 1, kind: TaskKind = TaskKind.REGRESSION_LAST
+    ) -> SequenceModel:
         cell_cls = self.cell_cls()
         torch.manual_seed(0)
         return build_model(
@@ -42,7 +47,7 @@ class RemedyContract(Contract):
             hidden_size=self.hidden_size,
             layers=layers,
             output_size=2,
-            kind=TaskKind.REGRESSION_LAST,
+            kind=kind,
             remedies=[remedy],
         )
 
@@ -66,22 +71,31 @@ class RemedyContract(Contract):
 
     @pytest.mark.parametrize("layers", [1, 2])
     def test_forward_backward_after_backward(self, layers: int) -> None:
+        """Every parameter gets a gradient, and ``after_backward`` leaves finite gradients that
+        are not all zero (read again after the call: a remedy may rebind ``p.grad``)."""
         remedy = self.remedy_cls(self.params)
         model = self.make_model(remedy, layers)
         x = torch.randn(self.steps, self.batch, self.input_size)
         for probe in (True, False):
-            model.zero_grad()
+            model.zero_grad(set_to_none=True)
             out, probes = model(x, probe=probe)
             out.square().mean().backward()
             params = list(model.parameters())
-            grads = [p.grad for p in params if p.grad is not None]
-            assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)
+            assert torch.isfinite(out).all()
             assert all(z.grad is not None and torch.isfinite(z.grad).all() for z in probes)
-            norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+            missing = missing_gradients(model, self.unused_parameters)
+            assert not missing, f"probe={probe}: no gradient reaches {missing}"
+            grads = [p.grad for p in params if p.grad is not None]
+            assert all(torch.isfinite(g).all() for g in grads)
+            norm = float(torch.nn.utils.get_total_norm(grads))
             metrics = remedy.after_backward(params, norm)
             assert isinstance(metrics, dict)
             assert all(isinstance(k, str) and isinstance(v, float) for k, v in metrics.items())
-            assert all(torch.isfinite(g).all() for g in grads)
+            after = [p.grad for p in params if p.grad is not None]  # re-read: p.grad may be new
+            assert after and all(torch.isfinite(g).all() for g in after), (
+                f"probe={probe}: after_backward left a non-finite gradient"
+            )
+            assert any(bool(g.any()) for g in after), "after_backward zeroed every gradient"
         model.eval()
         with torch.no_grad():
             assert torch.isfinite(model(x)[0]).all()
@@ -104,9 +118,22 @@ class RemedyContract(Contract):
         value, metrics = term
         assert value.dim() == 0 and torch.isfinite(value), value
         assert all(isinstance(k, str) and isinstance(v, float) for k, v in metrics.items())
+        params = list(model.parameters())
+        assert value.requires_grad, "the loss term does not depend on the weights (detached?)"
+        own = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        assert any(g is not None and bool(g.any()) for g in own), (
+            "the loss term's own gradient reaches no parameter (computed from detached tensors?)"
+        )
+        assert all(torch.isfinite(g).all() for g in own if g is not None)
         (loss + value).backward()
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        grads = [p.grad for p in params if p.grad is not None]
         assert grads and all(torch.isfinite(g).all() for g in grads)
+
+    @pytest.mark.parametrize("layers", [1, 2])
+    def test_probes_equal_autograd(self, layers: int) -> None:
+        model = self.make_model(self.remedy_cls(self.params), layers, TaskKind.CLASSIFY_EVERY)
+        x = torch.randn(self.steps, self.batch, self.input_size, dtype=torch.float64)
+        probes_match_autograd(model.double(), x, 1e-6)
 
     def test_trains(self) -> None:
         cell = {"name": self.cell_name, "hidden_size": 8, **self.cell_options}
@@ -117,3 +144,11 @@ class RemedyContract(Contract):
             cell,
             [remedy],
         )
+
+    def test_learns(self) -> None:
+        cell = {"name": self.cell_name, "hidden_size": 8, **self.cell_options}
+        remedy = {"name": UNDER_TEST, **options(self.params, self.remedy_cls)}
+        registry = registry_with(
+            "remedy", self.remedy_cls, also=[("dataset", LEARNABLE, Learnable)]
+        )
+        learning_run(registry, cell, [remedy])

@@ -5,19 +5,22 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 from torch import Tensor
 
 import rnnlab
-from rnnlab.base import Params
+from rnnlab.base import LayerTrace, Params
 from rnnlab.plugins import KINDS, Registry, make_plugin_manager
 from rnnlab.tracking import NullTracker
 
 if TYPE_CHECKING:
+    from rnnlab.model import SequenceModel
     from rnnlab.train import RunResult
 
 UNDER_TEST = "under-test"
@@ -62,14 +65,33 @@ def installed_registry() -> Registry:
     return make_plugin_manager(load=None, strict=False, trace=False).registry()
 
 
-def registry_with(kind: str, cls: type, name: str = UNDER_TEST) -> Registry:
-    """The installed plugins plus ``cls`` registered as ``name``; fails on a bad registration."""
-    extra = [(name, plugin_registering(kind, name, cls))]
+def registry_with(
+    kind: str, cls: type, name: str = UNDER_TEST, also: Iterable[tuple[str, str, type]] = ()
+) -> Registry:
+    """The installed plugins plus ``cls`` registered as ``name`` (and each ``(kind, name, cls)``
+    of ``also``); fails on a bad registration."""
+    wanted = [(kind, name, cls), *also]
+    extra = [(n, plugin_registering(k, n, c)) for k, n, c in wanted]
     plugins = make_plugin_manager(load=None, strict=False, trace=False, extra=extra)
     registry = plugins.registry()
-    if plugins.infos[name].errors:
-        pytest.fail(f"registering {cls.__qualname__}: {'; '.join(plugins.infos[name].errors)}")
+    for _, n, c in wanted:
+        if plugins.infos[n].errors:
+            pytest.fail(f"registering {c.__qualname__}: {'; '.join(plugins.infos[n].errors)}")
     return registry
+
+
+class _FlowTracker(NullTracker):
+    """A null tracker that keeps the run's gradient-flow array (``norms [P, layers, T]`` of
+    gradient_flow.npz) in ``flow``."""
+
+    def __init__(self) -> None:
+        super().__init__(keep_artifacts=True)
+        self.flow: np.ndarray | None = None
+
+    def log_artifacts(self, folder: Path) -> None:
+        super().log_artifacts(folder)
+        with np.load(folder / "gradient_flow.npz") as saved:
+            self.flow = saved["norms"]
 
 
 def short_run(
@@ -78,8 +100,10 @@ def short_run(
     cell: Mapping[str, Any],
     remedies: Iterable[Mapping[str, Any]] = (),
 ) -> tuple[RunResult, NullTracker]:
-    """Train a tiny config a few steps; check it completed and measured the gradient flow.
-    All of it is the real path but writing artifacts (plots are most of a tiny run's time)."""
+    """Train a tiny config a few steps; check it completed and measured the gradient flow: at
+    step 0 every layer's curve is live (||dL/dh_T|| > 0, so not all of it underflowed) and its
+    summaries are finite. All of it is the real path but the figures (most of a tiny run's time).
+    """
     from rnnlab.config import resolve
     from rnnlab.sources import Source
     from rnnlab.train import train
@@ -90,15 +114,59 @@ def short_run(
         "dataset": dict(dataset),
         "cell": dict(cell),
         "remedies": [dict(r) for r in remedies],
-        "train": dict(TINY_TRAIN),
+        "train": {**TINY_TRAIN, "plots": False},
     }
-    tracker = NullTracker(keep_artifacts=False)
+    tracker = _FlowTracker()
     result = train(resolve(Source(path=None, data=data), registry), tracker)
     assert result.outcome == "completed", result.message
     assert math.isfinite(result.metrics["val/loss"])
     ratios = tracker.history.get("grad/log10_ratio", [])
     assert ratios and all(math.isfinite(v) for _, v in ratios), ratios
+    flow = tracker.flow
+    assert flow is not None and flow.ndim == 3 and flow.shape[0] > 0, "no gradient-flow curve"
+    for layer, curve in enumerate(flow[0]):
+        assert curve[-1] > 0 and np.isfinite(curve).all(), (
+            f"layer {layer}: the step-0 curve ||dL/dh_t|| is {curve.tolist()}: ||dL/dh_T|| must "
+            "be > 0 (is each probe added to the h_t that the next step and the head use?)"
+        )
     return result, tracker
+
+
+def probes_match_autograd(model: SequenceModel, x: Tensor, tol: float) -> None:
+    """Each probe's gradient on a probed pass is dL/dh_t: autograd's on an unprobed pass that
+    keeps every h_t (``traces``), whatever the cells do with their state."""
+    traces: list[LayerTrace] = []
+    out, _ = model(x, traces=traces)
+    gen = torch.Generator().manual_seed(4)
+    readout = torch.randn(out.shape, generator=gen).to(out.dtype)  # a loss that uses every output
+    hidden = [h for trace in traces for h in trace.hidden]
+    grads = torch.autograd.grad((out * readout).sum(), hidden, allow_unused=True)
+    probed, probes = model(x, probe=True)
+    close(probed, out, tol, "outputs of the probed pass")
+    (probed * readout).sum().backward()
+    assert len(probes) == len(traces), f"{len(probes)} probes for {len(traces)} layers"
+    steps = x.shape[0]
+    for layer, z in enumerate(probes):
+        assert z.grad is not None, f"layer {layer}: the probe never reached the loss"
+        expected = [
+            g if g is not None else torch.zeros_like(h)
+            for g, h in zip(
+                grads[layer * steps : (layer + 1) * steps],
+                hidden[layer * steps : (layer + 1) * steps],
+                strict=True,
+            )
+        ]
+        close(z.grad, torch.stack(expected), tol, f"layer {layer}: probe gradient vs dL/dh_t")
+
+
+def missing_gradients(module: torch.nn.Module, unused: Iterable[str] = ()) -> list[str]:
+    """Names of ``module``'s parameters that backward left without a non-zero gradient."""
+    skip = set(unused)
+    return [
+        name
+        for name, p in module.named_parameters()
+        if name not in skip and (p.grad is None or not bool(p.grad.any()))
+    ]
 
 
 def options(params: Params | None, cls: Any) -> dict[str, Any]:
@@ -123,6 +191,10 @@ class Contract:
     batch: ClassVar[int] = 4
     dataset_name: ClassVar[str] = "adding"  # the task of the training run (cells, remedies)
     dataset_options: ClassVar[Mapping[str, Any]] = TINY_ADDING
+    unused_parameters: ClassVar[frozenset[str]] = frozenset()
+    """Parameter names (as ``named_parameters`` gives them) that the recurrence never uses, so
+    that backward leaves them without a gradient on purpose (SimpleRNN's tutorial-only ``i2o``);
+    every other parameter must get a non-zero one."""
 
     @pytest.fixture(autouse=True)
     def _one_torch_thread(self) -> Iterator[None]:

@@ -1,0 +1,71 @@
+"""The outcome table of a sweep from its trials: no trial is dropped silently (issue 14)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from rnnlab import summary
+from rnnlab._names import TARGET_RATIO_ATTR
+from rnnlab.study import OUTCOME, RATIO, encode
+from rnnlab.sweepconfig import load_sweep
+
+SWEEP = """\
+name: sw
+dataset: {name: copy, seq_len: 8, val_size: 32}
+cell: {name: rnn, hidden_size: 4}
+train: {steps: 2}
+sweep:
+  seeds: [0, 1, 2, 3]
+  space:
+    remedies: [[], [clip]]
+"""
+STATE = {
+    "completed": TrialState.COMPLETE,
+    "pruned": TrialState.PRUNED,
+    "diverged": TrialState.FAIL,
+}
+
+
+def _trial(
+    remedies: list[str],
+    outcome: str,
+    value: float | None,
+    ratios: tuple[float, float] | None = None,
+) -> FrozenTrial:
+    """A finished trial; ``ratios``: its total and target log10 ratios, as the study records."""
+    attrs = {} if ratios is None else dict(zip((RATIO, TARGET_RATIO_ATTR), ratios, strict=True))
+    choices = [encode([]), encode(["clip"])]
+    return optuna.trial.create_trial(
+        state=STATE[outcome],
+        value=value,
+        params={"remedies": encode(remedies)},
+        distributions={"remedies": CategoricalDistribution(choices)},
+        user_attrs={OUTCOME: outcome, **attrs},
+    )
+
+
+def test_the_mean_is_over_completed_trials_and_says_how_many(write_config, registry) -> None:
+    plan = load_sweep(write_config(SWEEP), registry)
+    trials = [
+        _trial([], "completed", 0.1, (0.1, -9.0)),
+        _trial([], "completed", 0.3, (0.3, -11.0)),
+        _trial([], "pruned", 0.05),  # Optuna gave it its last intermediate value
+        _trial([], "diverged", None),
+        *(_trial(["clip"], "completed", v) for v in (0.2, 0.2, 0.2, 0.2)),
+    ]
+    plain, clip = summary.rows(plan, trials)
+    assert plain["mean"] == pytest.approx(0.2) and plain["n"] == 2 and plain["seeds"] == 4
+    assert plain["best"] == pytest.approx(0.1)  # not the pruned trial's intermediate 0.05
+    assert plain["target_log10_ratio"] == pytest.approx(-10.0)
+    assert plain["log10_ratio"] == pytest.approx(0.2)
+    assert plain["pruned"] == 1 and plain["diverged"] == 1
+    text = summary.cells(plan, plain)
+    header = summary.header(plan)
+    assert text[header.index("val/loss mean ± std")] == "0.2 ± 0.14 (2 of 4)"
+    assert text[header.index("target log10 ratio")] == "-10.0"
+    assert text[header.index("total log10 ratio")] == "0.2"
+    assert summary.cells(plan, clip)[header.index("val/loss mean ± std")] == "0.2 ± 0"
+    assert summary.cells(plan, clip)[header.index("target log10 ratio")] == "-"
