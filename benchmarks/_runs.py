@@ -16,10 +16,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rnnlab.config import ResolvedRun
     from rnnlab.plugins import Registry
-    from rnnlab.tracking import Tracker
-    from rnnlab.train import RunResult
+    from rnnlab.run import ResolvedRun, RunResult, Tracker
 
 
 @cache
@@ -74,9 +72,9 @@ def config(
 
 
 def resolve(data: dict[str, Any]) -> ResolvedRun:
-    """Validate a config dict against the installed plugins (``rnnlab.config.resolve``)."""
-    from rnnlab.config import resolve as resolve_source
-    from rnnlab.sources import Source
+    """Validate a config dict against the installed plugins (``rnnlab.run.resolve``)."""
+    from rnnlab.run import Source
+    from rnnlab.run import resolve as resolve_source
 
     return resolve_source(Source(None, data), registry())
 
@@ -84,8 +82,7 @@ def resolve(data: dict[str, Any]) -> ResolvedRun:
 def train_timed(run: ResolvedRun, tracker: Tracker | None = None) -> tuple[RunResult, list[float]]:
     """Train ``run`` and return its result and the seconds of steps 1 .. N-2 (see module doc)."""
     from benchmarks._timing import synchronizer
-    from rnnlab.tracking import NullTracker
-    from rnnlab.train import train
+    from rnnlab.run import NullTracker, train
 
     stamps: list[float] = []
     sync = synchronizer(run.config.train.device)

@@ -252,7 +252,7 @@ def synchronizer(device: str) -> Callable[[], None]:
     to wait for."""
     import torch
 
-    from rnnlab.devices import resolve_device
+    from rnnlab.run import resolve_device
 
     return torch.cuda.synchronize if resolve_device(device).type == "cuda" else _nothing
 
@@ -322,7 +322,7 @@ def run_child(module: str, args: Mapping[str, Any], timeout: float = 900) -> dic
 
 
 def prepare_process() -> None:
-    """What every rnnlab training process does first (``rnnlab.train.prepare_process``): flush
+    """What every rnnlab training process does first (``rnnlab.run.prepare_process``): flush
     denormals before any parallel op; and one torch thread, so that the two sides of a comparison
     never fight over the cores of a shared machine."""
     import torch

@@ -35,8 +35,8 @@ def case(name: str, options: dict[str, Any], dtype_name: str, device: Any) -> di
     import torch
 
     from rnnlab.base import TaskKind
-    from rnnlab.model import build_model
     from rnnlab.plugins import make_plugin_manager
+    from rnnlab.run import build_model
 
     dtype = getattr(torch, dtype_name)
     cls: Any = (

@@ -51,9 +51,7 @@ def child(args: dict[str, Any]) -> dict[str, Any]:
     """In a fresh process: train with or without flushing, then count denormals in a probe."""
     import torch
 
-    from rnnlab.config import TrainConfig
-    from rnnlab.probe import flow_curve, summarize
-    from rnnlab.train import build
+    from rnnlab.run import TrainConfig, build, flow_curve, summarize
 
     steps = args["steps"]
     extra = {} if args["mode"] == "default" else {"flush_denormal": args["mode"] == "on"}

@@ -1,7 +1,7 @@
 """2. Fused path: the built-in cells on an unprobed step against torch's own modules.
 
 Both sides run forward, loss and backward on the same batch: rnnlab's ``SequenceModel`` (built by
-``rnnlab.train.build``, so remedies and all) with ``probe=False``, and a bare ``nn.RNN/LSTM/GRU``
+``rnnlab.run.build``, so remedies and all) with ``probe=False``, and a bare ``nn.RNN/LSTM/GRU``
 plus ``nn.Linear`` holding copies of the same weights. Each iteration is timed on its own and the
 two sides alternate iteration by iteration. On a GPU the same runs on CUDA (cuDNN).
 """
@@ -41,7 +41,7 @@ def step_pair(
     import torch
     from torch.nn import functional as F
 
-    from rnnlab.train import build
+    from rnnlab.run import build
 
     run = _runs.resolve(_runs.config(cell, seq_len, hidden=hidden, batch=batch))
     where = torch.device(device)
@@ -134,7 +134,7 @@ def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
     method = (
         f"batch {batch}, hidden {hidden}, adding problem, 1 torch thread on CPU. One forward + "
         "MSE + backward per iteration on one fixed batch; `SequenceModel(probe=False)` (from "
-        "`rnnlab.train.build`) vs the bare torch module + `nn.Linear` with copied weights, and a "
+        "`rnnlab.run.build`) vs the bare torch module + `nn.Linear` with copied weights, and a "
         "second copy of the torch module as an A/A control; the sides alternate every "
         "iteration, in a fresh process per case; ratio = median of the paired ratios."
     )

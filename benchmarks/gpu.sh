@@ -110,7 +110,7 @@ if [[ -n "$WHEELS" ]]; then
     export PATH="$SITE/bin:$PATH"
 fi
 export GIT_PYTHON_REFRESH=quiet  # mlflow imports GitPython, which needs no git binary to record
-if ! "$PY" -c 'import mlflow, optuna, pydantic, rnnlab.sweep, rnnlab.train' ||
+if ! "$PY" -c 'import mlflow, optuna, pydantic, rnnlab.sweep, rnnlab.run' ||
     ! (cd "${TMPDIR:-/tmp}" && rnnlab sweep "$ROOT/experiments/vanishing.yaml" --dry-run >/dev/null); then
     say "rnnlab or its dependencies are missing here (above), so no benchmark ran. Run"
     say "'benchmarks/gpu.sh wheels' where pip reaches PyPI, carry build/gpu-wheels and pass"

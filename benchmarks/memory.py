@@ -65,7 +65,7 @@ def minimal_probed_steps(run: Any, steps: int) -> None:
     """The least a probed training step keeps: nothing survives from one step to the next."""
     import torch
 
-    from rnnlab.train import build, evaluate
+    from rnnlab.run import build, evaluate
 
     cpu = torch.device("cpu")
     dataset, _, model = build(run, cpu)
@@ -89,7 +89,7 @@ def child(args: dict[str, Any]) -> dict[str, Any]:
     """In a fresh process: one way of training, its peak RSS above the RSS before training."""
     import torch
 
-    from rnnlab.train import build
+    from rnnlab.run import build
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)

@@ -41,7 +41,7 @@ def torch_stepper(data: dict[str, Any]) -> Callable[[], float]:
     import torch
     from torch.nn import functional as F
 
-    from rnnlab.train import build
+    from rnnlab.run import build
 
     run = _runs.resolve(data)
     t = run.config.train
@@ -82,8 +82,7 @@ def paired_steps(data: dict[str, Any]) -> tuple[list[float], list[float], list[f
         Seconds of rnnlab's steps 1 .. N-2 and of as many steps of each hand-written copy (the
         first, cold ones dropped).
     """
-    from rnnlab.tracking import NullTracker
-    from rnnlab.train import train
+    from rnnlab.run import NullTracker, train
 
     theirs_step, control_step = torch_stepper(data), torch_stepper(data)
     sync = synchronizer(data["train"]["device"])

@@ -22,7 +22,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks._timing import ROOT, devices, prepare_process
 
-NAMES = report.ORDER
+NAMES = (*report.ORDER, "dynamics")  # dynamics (issue 19): last on the page until ORDER has it
 PER_DEVICE = ("overhead", "fused", "probing", "scaling")  # the benchmarks with GPU cases
 NO_GPU = 3  # the exit code of --device cuda where torch sees no GPU (benchmarks/gpu.sh's too)
 RESULTS = ROOT / "benchmarks" / "results"

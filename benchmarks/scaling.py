@@ -267,7 +267,7 @@ def cpu_sweeps(quick: bool, share: CpuShare) -> tuple[list[Row], list[str], str,
 def flagship(quick: bool) -> tuple[list[Row], list[str], str, dict[str, Any]]:
     """The flagship sweep on the GPU: rnnlab's plan (one slot per visible GPU), two slots sharing
     the GPU, and the CPU cores alone (one slot per core): the rows, notes, method and runs."""
-    from rnnlab.workers import cpu_cores
+    from rnnlab.sweep import cpu_cores
 
     sets = FLAGSHIP_QUICK_SETS if quick else FLAGSHIP_SETS
     overrides = [part for assignment in sets for part in ("--set", assignment)]

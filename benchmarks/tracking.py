@@ -6,7 +6,7 @@ three trackers in turn: none (``NullTracker``, no artifact files), ``MlflowTrack
 default kind of store (a sqlite file) and on a real ``mlflow server``. Two figures per store:
 
 * MLflow calls: the seconds spent inside the tracker's methods (a timing proxy around the real
-  ``MlflowTracker``) plus writing the artifact files (``rnnlab.artifacts.write``: npz, PNGs);
+  ``MlflowTracker``) plus writing the artifact files (``rnnlab.run._artifacts.write``: npz, PNGs);
 * the whole cost: the tracked trial's wall time over the untracked one's (asynchronous writes
   run on another thread and compete for the cores, which only this shows).
 
@@ -33,7 +33,7 @@ from benchmarks import _runs
 from benchmarks._timing import CpuShare, Row, child_env, interleave, median, result
 
 if TYPE_CHECKING:
-    from rnnlab.tracking import MlflowTracker
+    from rnnlab.run import MlflowTracker
 
 NAME = "tracking"
 TITLE = "Tracking: MLflow's share of a trial's wall time (sqlite store, tracking server)"
@@ -41,7 +41,7 @@ TARGET_PERCENT = 2.0
 
 
 class TimedTracker:
-    """A :class:`rnnlab.tracking.Tracker` that forwards to ``inner`` and times every call."""
+    """A :class:`rnnlab.run.Tracker` that forwards to ``inner`` and times every call."""
 
     def __init__(self, inner: MlflowTracker) -> None:
         self.inner = inner
@@ -92,8 +92,9 @@ class TimedTracker:
 
 @contextlib.contextmanager
 def timed_artifact_files(box: list[float]) -> Iterator[None]:
-    """Time ``rnnlab.artifacts.write`` (called by ``train()``), adding its seconds to ``box``."""
-    from rnnlab import artifacts
+    """Time ``rnnlab.run._artifacts.write`` (called by ``train()``), adding its seconds to
+    ``box``."""
+    from rnnlab.run import _artifacts as artifacts
 
     original = artifacts.write
 
@@ -218,7 +219,7 @@ def breakdown(store: str, tracked: list[dict[str, Any]]) -> str:
 
 def run(quick: bool = False) -> dict[str, Any]:
     """Untracked, sqlite and server trials, interleaved, after one warm-up trial per store."""
-    from rnnlab.tracking import MlflowTracker, NullTracker
+    from rnnlab.run import MlflowTracker, NullTracker
 
     share, started = CpuShare(), time.perf_counter()
     if quick:
@@ -244,7 +245,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     seq_len = data["dataset"]["seq_len"]
 
     def trial(uri: str | None, plots: bool = True) -> dict[str, Any]:
-        from rnnlab.train import train
+        from rnnlab.run import train
 
         files: list[float] = []
         tracker: Any = NullTracker(keep_artifacts=False)

@@ -1,7 +1,7 @@
 """Write docs/results.md and its figures (docs/results/*.png) from the replication sweeps.
 
 Every measured number on the page is read back from the sweeps' Optuna studies and MLflow runs
-with rnnlab's own reading code (:func:`rnnlab.reportdata.collect`); the papers' numbers are
+with rnnlab's own reading code (:func:`rnnlab.report.collect`); the papers' numbers are
 quoted from shared/REFERENCES.md. Run the CPU profiles, then this script, in one folder::
 
     export MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db

@@ -1,13 +1,16 @@
 """rnnlab: a laboratory for vanishing and exploding gradients in recurrent networks.
 
-The public API that plugins and scripts use. Heavy names (anything that needs torch, mlflow or
-pydantic) are imported lazily on first attribute access, so that ``rnnlab --help`` stays instant.
+The public API that plugins and scripts use: plugins import ``rnnlab`` (and ``rnnlab.testing``)
+and nothing else of it. Heavy names (anything that needs torch, mlflow or pydantic) are imported
+lazily on first attribute access, so that ``rnnlab --help`` stays instant.
 
 Example:
     >>> import rnnlab
     >>> class MyRemedy(rnnlab.Remedy):
     ...     class Params(rnnlab.Params):
     ...         strength: float = 1.0
+    ...
+    ...     params: Params
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-__version__ = "0.1.0"
+from rnnlab._names import VERSION
+
+__version__ = VERSION
 
 hookimpl = pluggy.HookimplMarker("rnnlab")
 """Marker for plugin hook implementations: ``@rnnlab.hookimpl``."""
@@ -32,17 +37,25 @@ _LAZY = {
     "Normalizer": "rnnlab.base",
     "CellWrapper": "rnnlab.base",
     "LayerTrace": "rnnlab.base",
-    "TaskShape": "rnnlab.taskshape",
-    "SequenceModel": "rnnlab.model",
-    "RunConfig": "rnnlab.config",
+    "TaskShape": "rnnlab.base",
+    "SequenceModel": "rnnlab.run",
+    "RunConfig": "rnnlab.run",
     "ConfigError": "rnnlab.errors",
     "IncompatibleError": "rnnlab.errors",
     "PluginError": "rnnlab.errors",
-    "load_run_config": "rnnlab.config",
+    "load_run_config": "rnnlab.run",
     "make_plugin_manager": "rnnlab.plugins",
     "Registry": "rnnlab.plugins",
-    "train": "rnnlab.train",
-    "RunResult": "rnnlab.train",
+    "train": "rnnlab.run",
+    "RunResult": "rnnlab.run",
+    # added by issue 16: what a plugin needs, so that it imports nothing of rnnlab but rnnlab
+    "Register": "rnnlab.hookspecs",
+    "NormalizerFactory": "rnnlab.base",
+    "NormTerms": "rnnlab.base",
+    "IdentityInit": "rnnlab.base",
+    "Normalizable": "rnnlab.base",
+    "SeededDataset": "rnnlab.base",
+    "DataError": "rnnlab.errors",
 }
 
 __all__ = [
@@ -68,6 +81,13 @@ __all__ = [
     "Registry",
     "train",
     "RunResult",
+    "Register",
+    "NormalizerFactory",
+    "NormTerms",
+    "IdentityInit",
+    "Normalizable",
+    "SeededDataset",
+    "DataError",
 ]
 
 if TYPE_CHECKING:
@@ -75,19 +95,23 @@ if TYPE_CHECKING:
         Cell,
         CellWrapper,
         Dataset,
+        IdentityInit,
         LayerTrace,
+        Normalizable,
         Normalizer,
+        NormalizerFactory,
+        NormTerms,
         Params,
         Remedy,
+        SeededDataset,
         State,
         TaskKind,
+        TaskShape,
     )
-    from rnnlab.config import RunConfig, load_run_config
-    from rnnlab.errors import ConfigError, IncompatibleError, PluginError
-    from rnnlab.model import SequenceModel
+    from rnnlab.errors import ConfigError, DataError, IncompatibleError, PluginError
+    from rnnlab.hookspecs import Register
     from rnnlab.plugins import Registry, make_plugin_manager
-    from rnnlab.taskshape import TaskShape
-    from rnnlab.train import RunResult, train
+    from rnnlab.run import RunConfig, RunResult, SequenceModel, load_run_config, train
 
 
 def __getattr__(name: str) -> Any:

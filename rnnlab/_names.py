@@ -1,12 +1,102 @@
-"""Names that cross a process or land in a store (metric keys, tags, trial attributes).
+"""Every name that crosses a process or lands in a store: outcomes, MLflow tags, Optuna trial and
+study attributes, metric keys, artifact file names and plugin kinds.
 
-Users' MLflow stores and Optuna studies hold these strings, so their values never change. The
-names issue 14 added are defined here, once, and imported wherever they are written or read; this
-module imports nothing, so the sweep coordinator and the CLI can use it without loading torch.
+Users' MLflow stores and Optuna studies hold these strings, so their values never change; each is
+defined here, once, and imported wherever it is written or read. This module imports nothing but
+the standard library, so the CLI, the sweep coordinator and its workers use it without torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
+VERSION = "0.1.0"
+"""rnnlab's version (``rnnlab.__version__``, pyproject's): every run's TAG_VERSION and summary."""
+
+# -- outcomes: how a run or a trial ended (tag OUTCOME, trial attribute OUTCOME) ----------------
+COMPLETED, PRUNED, DIVERGED, FAILED, INCOMPATIBLE = (
+    "completed",
+    "pruned",
+    "diverged",
+    "failed",
+    "incompatible",
+)
+OUTCOMES = (COMPLETED, PRUNED, DIVERGED, FAILED, INCOMPATIBLE)
+"""Every outcome, in the order of the outcome table's columns and the parent run's metrics."""
+RUNNING = "running"
+"""The OUTCOME tag of a run while it trains."""
+STOPPED = "stopped"
+"""The OUTCOME tag of a trial's run that Ctrl-C stopped (the trial runs again on resume)."""
+
+# -- MLflow: run tags ---------------------------------------------------------------------------
+OUTCOME = "rnnlab.outcome"
+"""Run tag and trial attribute: one of :data:`OUTCOMES` (a run: also RUNNING or STOPPED)."""
+SEED = "rnnlab.seed"
+"""Run tag and trial attribute: the run's seed."""
+TAG_CELL, TAG_DATASET, TAG_REMEDIES = "rnnlab.cell", "rnnlab.dataset", "rnnlab.remedies"
+"""The registered names of the run's cell and dataset; its remedies comma-separated, or none."""
+TAG_DEVICE, TAG_VERSION, TAG_SOURCE = "rnnlab.device", "rnnlab.version", "rnnlab.source"
+"""Where the run trained (``cpu``, ``cuda:0 (<name>)``), rnnlab's version, the config file."""
+SELECTION = "rnnlab.selection"
+"""Run tag: the rule that chose the weights the test split was evaluated on, the value of
+``train.select`` (``final`` or ``best_val``)."""
+TAG_SWEEP, TAG_TRIAL, TAG_HOST, TAG_SLOT = (
+    "rnnlab.sweep",
+    "rnnlab.trial",
+    "rnnlab.host",
+    "rnnlab.slot",
+)
+"""A sweep's runs: the study's name, the trial's number, the coordinator's host, the slot."""
+TAG_REASON = "rnnlab.reason"
+"""Why a trial's run is incompatible, or why the coordinator ended it."""
+TAG_ROLE, ROLE_SWEEP = "rnnlab.role", "sweep"
+"""The tag, and its value, that mark a sweep's parent run."""
+MLFLOW_PARENT = "mlflow.parentRunId"
+"""MLflow's own tag that nests a trial's run under the sweep's parent run."""
+NO_REMEDY = "none"
+"""TAG_REMEDIES (and the ``remedies`` param) of a run without remedies."""
+
+
+def run_tags(
+    cell: str, dataset: str, remedies: Iterable[str], seed: int, device: str
+) -> dict[str, str]:
+    """The tags every run starts with (its OUTCOME RUNNING); the one place they are built, for a
+    trained run and for the bare run a sweep records for a trial that never trained."""
+    return {
+        TAG_CELL: cell,
+        TAG_DATASET: dataset,
+        TAG_REMEDIES: ",".join(remedies) or NO_REMEDY,
+        SEED: str(seed),
+        OUTCOME: RUNNING,
+        TAG_DEVICE: device,
+    }
+
+
+# -- Optuna: trial and study attributes ---------------------------------------------------------
+KEY = "rnnlab.key"
+"""Trial attribute: the configuration and seed, ``<CONFIG>-s<seed>``; a sweep runs each once."""
+CONFIG = "rnnlab.config"
+"""Trial attribute: the configuration's key (a hash of its space values), without the seed."""
+RUN_ID = "rnnlab.run_id"
+"""Trial attribute: the id of the trial's MLflow run."""
+OWNER = "rnnlab.owner"
+"""Trial attribute: the coordinator that runs the trial, ``host:pid``."""
+MESSAGE = "rnnlab.message"
+"""Trial attribute: the first line of why the trial failed, diverged or was pruned."""
+DUPLICATE_OF = "rnnlab.duplicate_of"
+"""Trial attribute: the number of the trial that holds the key this queued copy also had."""
+RATIO_ATTR = "rnnlab.log10_ratio"
+"""Trial attribute: the run's last ``grad/log10_ratio`` (for the outcome table)."""
+TARGET_RATIO_ATTR = "rnnlab.target_log10_ratio"
+"""Trial attribute: the run's last ``grad/target/log10_ratio`` (for the outcome table)."""
+PARENT = "rnnlab.parent_run_id"
+"""Study attribute: the id of the sweep's MLflow parent run."""
+TRACKING_URI = "rnnlab.tracking_uri"
+"""Study attribute: the MLflow store the sweep writes to."""
+DEFINITION = "rnnlab.definition"
+"""Study attribute: the resolved sweep file; a resume with another definition is refused."""
+
+# -- metric keys ---------------------------------------------------------------------------------
 FLOW = "grad/"
 """Prefix of the summaries of the total-loss curve ||dL/dh_t||: ``grad/log10_ratio``, ..."""
 TARGET_FLOW = "grad/target/"
@@ -21,19 +111,71 @@ VAL, TEST = "val", "test"
 """The held-out splits: metrics ``<split>/loss``, ``<split>/accuracy`` and the task's derived
 ones (``<split>/bpc``, ``<split>/nrmse``). ``test`` is evaluated once, at the end of a completed
 run, on the weights that ``train.select`` chose."""
-
-SELECTION = "rnnlab.selection"
-"""Run tag: the rule that chose the weights the test split was evaluated on, the value of
-``train.select`` (``final`` or ``best_val``)."""
-
-TARGET_RATIO_ATTR = "rnnlab.target_log10_ratio"
-"""Optuna trial attribute: the run's last ``grad/target/log10_ratio`` (for the outcome table)."""
-
-FLOW_ARRAYS = ("steps", "norms", "underflow", "target_norms")
-"""The arrays of a run's ``gradient_flow.npz``: probe steps ``[P]``; ||dL/dh_t|| ``[P, layers,
-T]``; where it underflowed to 0 ``[P, layers, T]``; ||d(target loss)/dh_t|| ``[P, layers, T]``."""
+LOSS, ACCURACY = "loss", "accuracy"
+VAL_LOSS, VAL_ACCURACY = f"{VAL}/{LOSS}", f"{VAL}/{ACCURACY}"
+TRAIN_LOSS = "train/loss"
+"""The interval mean of the training batches' loss."""
+GLOBAL_NORM = "grad/global_norm"
+"""The global gradient norm before any remedy touched the gradients."""
+CLIPPED = "grad/clipped"
+"""1.0 on a step where a remedy changed the gradients (clipping fired), else 0.0; every run
+logs it (:meth:`rnnlab.Remedy.after_backward`)."""
+PARAM_NORM = "grad/param/"
+"""Prefix of each parameter's gradient norm on probed steps: ``grad/param/<parameter name>``."""
+SPECTRAL_NORM, SPECTRAL_RADIUS = "weights/spectral_norm", "weights/spectral_radius"
+"""Of each layer's recurrent weight, with every validation."""
+DIVERGED_AT = "diverged_at"
+"""The number of updates done when the run diverged."""
+SWEEP_METRIC, SWEEP_BEST = "sweep/", "sweep/best"
+"""The parent run's metrics: ``sweep/<outcome>`` counts and the best objective."""
 
 
 def layer_key(key: str, layer: int, layers: int) -> str:
     """``key`` for the top layer (the one under the head), ``key/layerK`` for a lower layer K."""
     return key if layer == layers - 1 else f"{key}/layer{layer}"
+
+
+# -- artifact file names -------------------------------------------------------------------------
+CONFIG_FILE = "config.yaml"
+"""A run's resolved config, every default filled in (it runs again as it is)."""
+FLOW_FILE = "gradient_flow.npz"
+"""A run's gradient-flow curves, the arrays :data:`FLOW_ARRAYS`."""
+FLOW_ARRAYS = ("steps", "norms", "underflow", "target_norms")
+"""The arrays of a run's ``gradient_flow.npz``: probe steps ``[P]``; ||dL/dh_t|| ``[P, layers,
+T]``; where it underflowed to 0 ``[P, layers, T]``; ||d(target loss)/dh_t|| ``[P, layers, T]``."""
+FLOW_PNG, FLOW_TARGET_PNG = "gradient_flow.png", "gradient_flow_target.png"
+"""A run's heatmaps of the total and the target curve."""
+FLOW_CURVES_PNG = "gradient_flow_curves.png"
+"""A run's first and last total curve."""
+SUMMARY_FILE = "summary.json"
+"""How a run ended, its final metrics and versions."""
+TRACEBACK_FILE = "traceback.txt"
+"""Why a run failed."""
+SWEEP_FILE, SWEEP_RESOLVED = "sweep.yaml", "sweep-resolved.yaml"
+"""The parent run's copy of the sweep file, and the definition it resolved to."""
+TABLE_MD, TABLE_YAML = "summary.md", "summary.yaml"
+"""The outcome table (the parent run's, and the report's markdown)."""
+REPORT_FOLDER, REPORT_PAGE = "report", "report.html"
+"""Where ``rnnlab report`` logs its files on the parent run, and its page."""
+REPORT_FIGURES = (
+    "objective_heatmap.png",
+    "gradient_flow.png",
+    "log10_ratio.png",
+    "learning_curves.png",
+    "importances.png",
+)
+"""The report's figures, in the page's order."""
+
+# -- plugin kinds ---------------------------------------------------------------------------------
+KINDS = ("cell", "dataset", "remedy")
+"""What a plugin registers; ``rnnlab new-plugin --kind`` takes the same words."""
+HOOKS: Mapping[str, str] = {
+    "cell": "register_cells",
+    "dataset": "register_datasets",
+    "remedy": "register_remedies",
+}
+"""The hook that registers each kind."""
+PLURALS: Mapping[str, str] = {"cell": "cells", "dataset": "datasets", "remedy": "remedies"}
+"""How ``rnnlab plugins`` (and its JSON) and the error messages name several of a kind."""
+BASES: Mapping[str, str] = {"cell": "Cell", "dataset": "Dataset", "remedy": "Remedy"}
+"""The class of :mod:`rnnlab` a registered class of each kind must subclass."""

@@ -1,4 +1,4 @@
-"""The ``rnnlab`` command line: parses arguments and calls the library, nothing more.
+"""The ``rnnlab`` command line: parses arguments and calls :mod:`rnnlab.commands`, nothing more.
 
 Only click and the plugin loader are imported at start-up: torch, mlflow and optuna load inside
 the commands that need them, so ``rnnlab --help`` answers at once.
@@ -117,12 +117,12 @@ def run(
     tracking_uri: str | None,
 ) -> None:
     """Train one configuration and record it in MLflow."""
-    from rnnlab import console
+    from rnnlab import commands
 
     plugins = plugins_of(ctx)
     registry = plugins.registry()
-    console.warn_plugin_errors(plugins)  # after registering: those errors count too
-    code = console.run_file(registry, config, overrides, not no_track, tracking_uri)
+    commands.warn_plugin_errors(plugins)  # after registering: those errors count too
+    code = commands.run_file(registry, config, overrides, not no_track, tracking_uri)
     ctx.exit(code)
 
 
@@ -171,13 +171,13 @@ def sweep(
 
     Several machines join one sweep by running the same command with the same --storage (a
     database URL) and MLFLOW_TRACKING_URI (a tracking server): see docs/distributed.md."""
-    from rnnlab import console
+    from rnnlab import commands
 
     plugins = plugins_of(ctx)
     registry = plugins.registry()
-    console.warn_plugin_errors(plugins)
+    commands.warn_plugin_errors(plugins)
     ctx.exit(
-        console.sweep_file(
+        commands.sweep_file(
             registry,
             sweep_file,
             overrides,
@@ -208,11 +208,11 @@ def report(
     tracking_uri: str | None,
 ) -> None:
     """Write an HTML report of a finished or running sweep (also logged to its parent run)."""
-    from rnnlab import console
+    from rnnlab import commands
 
     plugins = plugins_of(ctx)
     ctx.exit(
-        console.report(
+        commands.report_sweep(
             plugins.registry(),
             plugins,
             sweep,
@@ -253,10 +253,12 @@ def ui(
     tracking_uri: str | None,
 ) -> None:
     """Open the MLflow UI (and optuna-dashboard) on a sweep's stores; Ctrl-C stops them."""
-    from rnnlab import console
+    from rnnlab import commands
 
     ctx.exit(
-        console.ui(sweep_name, port=port, host=host, storage=storage, tracking_uri=tracking_uri)
+        commands.open_ui(
+            sweep_name, port=port, host=host, storage=storage, tracking_uri=tracking_uri
+        )
     )
 
 
@@ -278,13 +280,13 @@ def ui(
 )
 def new_plugin_command(name: str, kind: str, directory: str) -> None:
     """Write a ready plugin package NAME (e.g. my-cell): pyproject, example, tests, README."""
-    from rnnlab import scaffold
+    from rnnlab import commands
 
-    target, written = scaffold.new_plugin(name, kind, directory)
+    target, written = commands.new_plugin(name, kind, directory)
     click.echo(f"created {target}:")
     for path in written:
         click.echo(f"  {path.relative_to(target)}")
-    click.echo(scaffold.next_steps(target))
+    click.echo(commands.next_steps(target))
 
 
 @cli.command("plugins")
@@ -292,7 +294,7 @@ def new_plugin_command(name: str, kind: str, directory: str) -> None:
 @click.pass_context
 def plugins_command(ctx: click.Context, as_json: bool) -> None:
     """List installed plugins: what each registered, its version, and load errors."""
-    from rnnlab import console
+    from rnnlab import commands
     from rnnlab.plugins import env_flag, make_plugin_manager
 
     strict = bool(ctx.find_root().params.get("strict_plugins")) or env_flag("RNNLAB_STRICT_PLUGINS")
@@ -300,7 +302,7 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     plugin_commands(plugins, cli)  # records command errors too
     if strict:  # check every lazy reference too (imports them); plain listing imports none
         plugins.registry().resolve_all()
-    console.show_plugins(plugins, as_json)
+    commands.show_plugins(plugins, as_json)
     plugins.strict = strict
     plugins.raise_if_strict()  # strict: exit 2 once the listing is out
 

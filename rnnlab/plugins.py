@@ -20,16 +20,16 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
 from rnnlab import hookspecs
+from rnnlab._names import BASES, HOOKS, PLURALS
 from rnnlab.errors import ConfigError, PluginError
 
 GROUP = "rnnlab"
-KINDS = {"cell": "register_cells", "dataset": "register_datasets", "remedy": "register_remedies"}
-_BASES = {"cell": "Cell", "dataset": "Dataset", "remedy": "Remedy"}
+KINDS = HOOKS  # kind -> the hook that registers it (rnnlab._names.HOOKS)
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 
@@ -83,7 +83,7 @@ class Registration:
             raise ConfigError(
                 f"{self.kind} {self.name!r} of {self.plugin.describe()} cannot be loaded from "
                 f"{self.target!r}: {self.problem}. The reference must name an "
-                f"rnnlab.{_BASES[self.kind]} subclass: fix it in the plugin, upgrade or "
+                f"rnnlab.{BASES[self.kind]} subclass: fix it in the plugin, upgrade or "
                 f"uninstall the plugin, or leave it out with RNNLAB_LOAD_PLUGINS"
             )
         return self._loaded
@@ -124,7 +124,7 @@ def _class_problem(kind: str, cls: object) -> str | None:
 
     from rnnlab import base  # torch: only once a class is registered or a reference loaded
 
-    expected: type = getattr(base, _BASES[kind])
+    expected: type = getattr(base, BASES[kind])
     if not isinstance(cls, type) or not issubclass(cls, expected):
         return f"expected a subclass of rnnlab.{expected.__name__}, got {cls!r}"
     params = getattr(cls, "Params", None)
@@ -132,6 +132,8 @@ def _class_problem(kind: str, cls: object) -> str | None:
         return f"{cls.__name__}.Params must be a pydantic model (subclass rnnlab.Params)"
     if params.model_config.get("extra") != "forbid":
         return f"{cls.__name__}.Params must reject unknown keys (subclass rnnlab.Params)"
+    if kind == "cell":  # each capability it declares comes with its method (base.CAPABILITIES)
+        return base.capability_problem(cast(type[base.Cell], cls))
     return None
 
 
@@ -261,9 +263,9 @@ class Registry:
     """
 
     def __init__(self, plugins: Plugins) -> None:
-        self.entries: dict[str, dict[str, Registration]] = {k: {} for k in KINDS}
+        self.entries: dict[str, dict[str, Registration]] = {k: {} for k in HOOKS}
         self.clashes: dict[tuple[str, str], list[PluginInfo]] = {}
-        for kind, hook in KINDS.items():
+        for kind, hook in HOOKS.items():
 
             def arguments(info: PluginInfo, kind: str = kind) -> dict[str, Any]:
                 return {"register": self._registrar(kind, info, plugins._log)}
@@ -332,8 +334,7 @@ class Registry:
                 f"one with RNNLAB_LOAD_PLUGINS"
             )
         installed = ", ".join(self.names(kind)) or "none (is rnnlab installed? `pip install -e .`)"
-        plural = "remedies" if kind == "remedy" else f"{kind}s"
-        message = f"unknown {kind} {name!r}; installed {plural}: {installed}."
+        message = f"unknown {kind} {name!r}; installed {PLURALS[kind]}: {installed}."
         close = difflib.get_close_matches(str(name), self.names(kind), n=1)
         if close:
             message += f" Did you mean {close[0]!r}?"

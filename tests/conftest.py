@@ -142,6 +142,25 @@ def sweep_env(fake_dist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
 
 
 # device: cpu, not auto: tests assert the rnnlab.device tag, and auto is cuda on a GPU machine
+BUILTIN_CELLS = [
+    "antisymmetric",
+    "cornn",
+    "exprnn",
+    "gru",
+    "indrnn",
+    "lem",
+    "lipschitz",
+    "lru",
+    "lstm",
+    "mingru",
+    "minlstm",
+    "rnn",
+    "simple",
+    "unicornn",
+]
+"""Every cell rnnlab ships, sorted (as registries and listings name them)."""
+CELL_LIST = ", ".join(BUILTIN_CELLS)
+
 TINY = (
     "name: tiny\n"
     "seed: 0\n"

@@ -16,8 +16,7 @@ from torch import Tensor, nn
 
 from rnnlab.base import Cell, Params, State, TaskKind
 from rnnlab.errors import ConfigError
-from rnnlab.model import build_model, run_loop
-from rnnlab.probe import flow_curve
+from rnnlab.run import build_model, flow_curve, run_loop
 
 TOL: dict[str, Any] = {"rtol": 1e-5, "atol": 1e-5}
 T, B, I, H = 7, 3, 4, 6  # noqa: E741 - the usual names of the sizes
@@ -192,8 +191,7 @@ def test_indrnn_input_weights_start_as_in_li_et_al_code() -> None:
 
 
 def resolved_indrnn(dataset: dict[str, Any], cell: dict[str, Any], layers: int = 1) -> Any:
-    from rnnlab.config import resolve
-    from rnnlab.sources import Source
+    from rnnlab.run import Source, resolve
     from rnnlab.testing import installed_registry
 
     data = {"dataset": dataset, "cell": {"name": "indrnn", **cell}, "model": {"layers": layers}}

@@ -14,11 +14,8 @@ import torch
 from torch import Tensor
 
 import rnnlab
-from rnnlab.config import resolve
-from rnnlab.sources import Source
+from rnnlab.run import NullTracker, Source, resolve, train
 from rnnlab.testing import TINY_TRAIN, registry_with
-from rnnlab.tracking import NullTracker
-from rnnlab.train import train
 
 LR, CLIP, STEPS = 0.5, 1e-3, 6  # the unclipped gradient norm is ~1: clipping always fires
 

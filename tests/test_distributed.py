@@ -20,7 +20,7 @@ import pytest
 from mlflow import MlflowClient
 from servers import MISSING, Postgres, mlflow_server, postgres, postgres_bin
 
-from rnnlab.study import KEY, OUTCOME, OWNER, RUN_ID
+from rnnlab._names import KEY, OUTCOME, OWNER, RUN_ID
 
 SWEEP = """\
 name: {name}

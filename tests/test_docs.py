@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab import hookspecs
-from rnnlab.config import CellConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlab.run import CellConfig, ModelConfig, RunConfig, TrainConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 HOOKS = [
@@ -63,7 +63,7 @@ def test_the_tutorial_example_in_the_docs_runs() -> None:
 
 
 def test_every_sweep_key_is_documented() -> None:
-    from rnnlab.sweepconfig import Objective, Range, SweepSection
+    from rnnlab.sweep import Objective, Range, SweepSection
 
     # a key counts as documented where it is a whole word in code (`seeds`, `{low, high}`), not
     # where it is a substring of the page: `seed` is not documented by `seeds`

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import rnnlab.train
+import rnnlab.run._train
 from rnnlab.testing import LEARNABLE, LEARNED, Learnable, learning_run, registry_with
 
 
@@ -22,13 +22,13 @@ def test_the_learning_check_learns_by_a_wide_margin(cell: str) -> None:
 
 
 def test_the_learning_check_fails_without_optimizer_steps(monkeypatch) -> None:
-    original = rnnlab.train.make_optimizer
+    original = rnnlab.run._train.make_optimizer
 
     def make_optimizer(model: Any, run: Any) -> Any:
         optimizer = original(model, run)
         optimizer.step = lambda *args, **kwargs: None
         return optimizer
 
-    monkeypatch.setattr(rnnlab.train, "make_optimizer", make_optimizer)
+    monkeypatch.setattr(rnnlab.run._train, "make_optimizer", make_optimizer)
     with pytest.raises(AssertionError, match="did not learn"):
         learning_run(registry(), {"name": "rnn", "hidden_size": 8})

@@ -14,12 +14,8 @@ from rnnlab_cells.twins import ElmanCell, GRUCell, LSTMCell
 from torch import Tensor, nn
 
 import rnnlab
-from rnnlab.config import resolve
-from rnnlab.model import SequenceModel
-from rnnlab.sources import Source
+from rnnlab.run import NullTracker, SequenceModel, Source, resolve, train
 from rnnlab.testing import TINY_TRAIN, registry_with
-from rnnlab.tracking import NullTracker
-from rnnlab.train import train
 
 STEPS = 4
 

@@ -21,10 +21,8 @@ from rnnlab_tasks.forecast import TimeSeriesForecast
 from torch import Tensor
 
 from rnnlab.base import Cell, Remedy, TaskKind
-from rnnlab.config import resolve
 from rnnlab.errors import IncompatibleError
-from rnnlab.model import SequenceModel, build_model, run_loop
-from rnnlab.sources import Source
+from rnnlab.run import SequenceModel, Source, build_model, resolve, run_loop
 from rnnlab.testing import installed_registry
 
 TOL: dict[str, Any] = {"rtol": 1e-5, "atol": 1e-5}

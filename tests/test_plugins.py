@@ -11,6 +11,7 @@ import rnnlab
 from rnnlab.cli import cli
 from rnnlab.errors import ConfigError, PluginError
 from rnnlab.plugins import make_plugin_manager
+from tests.conftest import BUILTIN_CELLS, CELL_LIST
 
 GOOD_CELL = """
 import rnnlab
@@ -30,11 +31,12 @@ def register_cells(register):
 
 
 def test_builtins_come_through_the_entry_point_group(registry: rnnlab.Registry) -> None:
-    assert registry.names("cell") == ["gru", "indrnn", "lstm", "rnn", "simple"]
+    assert registry.names("cell") == BUILTIN_CELLS
     assert set(registry.names("dataset")) >= {"adding", "copy", "digits", "mnist"}
     assert registry.names("remedy") == [
         "batchnorm",
         "clip",
+        "flossing",
         "gating",
         "layernorm",
         "relu",
@@ -144,7 +146,8 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(fake_dist) -> 
 
 def test_unknown_name_suggests_the_closest(registry) -> None:
     with pytest.raises(
-        ConfigError, match="unknown cell 'lstmm'; installed cells: gru, .*Did you mean 'lstm'"
+        ConfigError,
+        match=f"unknown cell 'lstmm'; installed cells: {CELL_LIST}. Did you mean 'lstm'",
     ):
         registry.get("cell", "lstmm")
 
@@ -193,11 +196,11 @@ def test_plugins_command_lists_distributions_names_and_errors(fake_dist) -> None
     assert result.exit_code == 0, result.output
     rows = {row["distribution"]: row for row in json.loads(result.output)}
     assert rows["rnnlab"]["version"] == rnnlab.__version__
-    assert rows["rnnlab"]["cells"] == ["gru", "indrnn", "lstm", "rnn", "simple"]
+    assert rows["rnnlab"]["cells"] == BUILTIN_CELLS
     assert "clip" in rows["rnnlab"]["remedies"] and "adding" in rows["rnnlab"]["datasets"]
     assert rows["brokendist"]["errors"] and "ImportError: no x" in rows["brokendist"]["errors"][0]
     text = runner.invoke(cli, ["plugins"]).output
-    assert "brokendist 1.0 BROKEN" in text and "cells: gru, indrnn, lstm, rnn, simple" in text
+    assert "brokendist 1.0 BROKEN" in text and f"cells: {CELL_LIST}" in text
     strict = runner.invoke(cli, ["--strict-plugins", "plugins"])
     assert strict.exit_code == 2 and "brokendist" in strict.output
 
@@ -234,7 +237,7 @@ def test_strict_plugins_lists_then_fails_for_registration_errors_too(fake_dist) 
     fake_dist("baddist", {"bad": "bad_mod"}, {"bad_mod": bad})
     result = CliRunner().invoke(cli, ["--strict-plugins", "plugins"])
     assert result.exit_code == 2
-    assert "cells: gru, indrnn, lstm, rnn, simple" in result.output  # the listing came first
+    assert f"cells: {CELL_LIST}" in result.output  # the listing came first
     assert "Error: plugin errors (strict mode" in result.output
 
 

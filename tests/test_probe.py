@@ -14,12 +14,8 @@ import pytest
 import torch
 
 import rnnlab
-from rnnlab.config import resolve
-from rnnlab.probe import flow_curve, summarize
-from rnnlab.sources import Source
+from rnnlab.run import NullTracker, Source, flow_curve, resolve, summarize, train
 from rnnlab.testing import TINY_TRAIN, registry_with
-from rnnlab.tracking import NullTracker
-from rnnlab.train import train
 
 FACTOR = 0.005  # each step back multiplies dL/dh_t by this: 12 steps reach ~5e-28
 

@@ -18,10 +18,8 @@ from rnnlab_remedies.residual import DEFAULT_STEP, Residual, ResidualCell
 from torch import nn
 
 from rnnlab.base import Cell, Remedy, State, TaskKind
-from rnnlab.config import resolve
 from rnnlab.errors import IncompatibleError
-from rnnlab.model import SequenceModel, build_model, run_loop
-from rnnlab.sources import Source
+from rnnlab.run import SequenceModel, Source, build_model, resolve, run_loop
 from rnnlab.testing import TINY_ADDING, installed_registry, short_run
 
 TOL: dict[str, Any] = {"rtol": 1e-5, "atol": 1e-5}

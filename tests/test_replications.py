@@ -159,7 +159,7 @@ def test_batchnorm_small_gamma_keeps_the_initial_gradient_flatter(sweep_profile,
 
 @pytest.mark.parametrize("path", sorted(PROFILES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_profile_is_a_valid_sweep_named_after_its_file(registry, results, path: Path) -> None:
-    from rnnlab.sweepconfig import load_sweep
+    from rnnlab.sweep import load_sweep
 
     plan = load_sweep(path, registry)
     stem = path.name.removesuffix(".yaml")

@@ -14,12 +14,9 @@ from rnnlab_tasks.adding import AddingProblem
 from torch import Tensor, nn
 
 import rnnlab
-from rnnlab.base import Cell, Remedy, TaskKind
-from rnnlab.config import resolve
+from rnnlab.base import Cell, Remedy, TaskKind, TaskShape
 from rnnlab.errors import DataError, IncompatibleError
-from rnnlab.model import SequenceModel, build_model, run_loop
-from rnnlab.sources import Source
-from rnnlab.taskshape import TaskShape
+from rnnlab.run import SequenceModel, Source, build_model, resolve, run_loop
 from rnnlab.testing import installed_registry, registry_with
 
 T, B, I, H = 5, 3, 2, 4  # noqa: E741 - the usual names of the sizes

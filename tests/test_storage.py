@@ -8,7 +8,7 @@ import optuna
 import pytest
 import sqlalchemy.exc as sa
 
-from rnnlab.storage import RetryingRDBStorage, heartbeat_interval, redact, storage_for, with_retries
+from rnnlab.sweep import RetryingRDBStorage, heartbeat_interval, redact, storage_for, with_retries
 
 
 def test_the_password_is_masked_in_messages() -> None:

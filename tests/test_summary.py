@@ -7,10 +7,9 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from rnnlab import summary
-from rnnlab._names import TARGET_RATIO_ATTR
-from rnnlab.study import OUTCOME, RATIO, encode
-from rnnlab.sweepconfig import load_sweep
+from rnnlab import sweep
+from rnnlab._names import OUTCOME, RATIO_ATTR, TARGET_RATIO_ATTR
+from rnnlab.sweep import encode, load_sweep
 
 SWEEP = """\
 name: sw
@@ -36,7 +35,9 @@ def _trial(
     ratios: tuple[float, float] | None = None,
 ) -> FrozenTrial:
     """A finished trial; ``ratios``: its total and target log10 ratios, as the study records."""
-    attrs = {} if ratios is None else dict(zip((RATIO, TARGET_RATIO_ATTR), ratios, strict=True))
+    attrs = (
+        {} if ratios is None else dict(zip((RATIO_ATTR, TARGET_RATIO_ATTR), ratios, strict=True))
+    )
     choices = [encode([]), encode(["clip"])]
     return optuna.trial.create_trial(
         state=STATE[outcome],
@@ -56,16 +57,16 @@ def test_the_mean_is_over_completed_trials_and_says_how_many(write_config, regis
         _trial([], "diverged", None),
         *(_trial(["clip"], "completed", v) for v in (0.2, 0.2, 0.2, 0.2)),
     ]
-    plain, clip = summary.rows(plan, trials)
+    plain, clip = sweep.outcome_table(plan, trials)
     assert plain["mean"] == pytest.approx(0.2) and plain["n"] == 2 and plain["seeds"] == 4
     assert plain["best"] == pytest.approx(0.1)  # not the pruned trial's intermediate 0.05
     assert plain["target_log10_ratio"] == pytest.approx(-10.0)
     assert plain["log10_ratio"] == pytest.approx(0.2)
     assert plain["pruned"] == 1 and plain["diverged"] == 1
-    text = summary.cells(plan, plain)
-    header = summary.header(plan)
+    text = sweep.table_cells(plan, plain)
+    header = sweep.table_header(plan)
     assert text[header.index("val/loss mean ± std")] == "0.2 ± 0.14 (2 of 4)"
     assert text[header.index("target log10 ratio")] == "-10.0"
     assert text[header.index("total log10 ratio")] == "0.2"
-    assert summary.cells(plan, clip)[header.index("val/loss mean ± std")] == "0.2 ± 0"
-    assert summary.cells(plan, clip)[header.index("target log10 ratio")] == "-"
+    assert sweep.table_cells(plan, clip)[header.index("val/loss mean ± std")] == "0.2 ± 0"
+    assert sweep.table_cells(plan, clip)[header.index("target log10 ratio")] == "-"

@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
+from rnnlab._names import KEY, OUTCOME
 from rnnlab.cli import cli
 from rnnlab.errors import ConfigError
-from rnnlab.study import KEY, OUTCOME, storage_for
+from rnnlab.sweep import storage_for
 
 BASE = """\
 name: {name}
@@ -258,14 +259,15 @@ def test_sigkill_mid_trial_then_rerun_completes_exactly_once(sweep_env, tmp_path
 
 DIE_BEFORE_NOTING_THE_RUN = """\
 import os
-from rnnlab import study
+from rnnlab._names import RUN_ID
 from rnnlab.cli import main
+from rnnlab.sweep import SweepStudy
 
 def note(self, task, key, value):  # killed after MLflow created the run, before the trial knew it
-    if key == study.RUN_ID:
+    if key == RUN_ID:
         os._exit(9)
 
-study.SweepStudy.note = note
+SweepStudy.note = note
 main()
 """
 
@@ -320,7 +322,7 @@ def test_ctrl_c_stops_cleanly_and_a_sampler_reaches_its_total(sweep_env, tmp_pat
 
 
 def test_slots_one_per_gpu_or_dividing_the_cores(monkeypatch) -> None:
-    from rnnlab import workers
+    from rnnlab.sweep import _workers as workers
 
     monkeypatch.setattr(workers, "cpu_cores", lambda: 16)
     monkeypatch.setattr(workers, "visible_gpus", lambda: ["0", "1", "2"])

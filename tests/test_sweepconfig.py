@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnlab.errors import ConfigError
-from rnnlab.sweepconfig import load_sweep
+from rnnlab.sweep import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """\
@@ -109,7 +109,7 @@ def test_exclude_is_for_grids(write_config, registry) -> None:
 def test_the_flagship_runs_no_model_twice(registry) -> None:
     """Two grid points with the same remedies whose models compute the same function from the
     same seed are one experiment run twice (rnn + relu and rnn[nonlinearity=relu] + relu were)."""
-    from rnnlab.train import build
+    from rnnlab.run import build
 
     plan = load_sweep(ROOT / "experiments" / "vanishing.yaml", registry)
     assert plan.total == 92 and len(plan.points) == 46  # README and the file's comments say so

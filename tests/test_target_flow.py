@@ -13,11 +13,9 @@ from torch import Tensor
 
 import rnnlab
 from rnnlab.base import Dataset, TaskKind
-from rnnlab.config import load_run_config
 from rnnlab.plugins import make_plugin_manager
+from rnnlab.run import NullTracker, build, load_run_config, train
 from rnnlab.testing import plugin_registering
-from rnnlab.tracking import NullTracker
-from rnnlab.train import build, train
 
 COPY = """\
 name: target

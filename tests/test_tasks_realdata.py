@@ -344,7 +344,7 @@ def test_docs_tasks_md_is_generated_from_the_classes() -> None:
 
 @pytest.mark.parametrize(("name", "trials"), [("forecast", 18), ("chars", 9)])
 def test_experiment_files_are_valid_sweeps(registry, name: str, trials: int) -> None:
-    from rnnlab.sweepconfig import load_sweep
+    from rnnlab.sweep import load_sweep
 
     plan = load_sweep(ROOT / "experiments" / f"{name}.yaml", registry)
     assert plan.grid and plan.total == trials
@@ -361,11 +361,8 @@ def test_experiment_files_are_valid_sweeps(registry, name: str, trials: int) -> 
     ],
 )
 def test_every_evaluation_logs_the_derived_metric(registry, dataset, derived) -> None:
-    from rnnlab.config import resolve
-    from rnnlab.sources import Source
+    from rnnlab.run import NullTracker, Source, resolve, train
     from rnnlab.testing import TINY_TRAIN
-    from rnnlab.tracking import NullTracker
-    from rnnlab.train import train
 
     data = {"name": "d", "dataset": dataset, "cell": {"name": "gru", "hidden_size": 4}}
     tracker = NullTracker(keep_artifacts=False)

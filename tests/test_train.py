@@ -11,13 +11,17 @@ import torch
 import yaml
 
 import rnnlab
-from rnnlab.config import load_run_config
-from rnnlab.model import SequenceModel
 from rnnlab.plugins import make_plugin_manager
-from rnnlab.probe import summarize
+from rnnlab.run import (
+    MlflowTracker,
+    NullTracker,
+    SequenceModel,
+    build,
+    load_run_config,
+    summarize,
+    train,
+)
 from rnnlab.testing import plugin_registering
-from rnnlab.tracking import MlflowTracker, NullTracker
-from rnnlab.train import build, train
 from tests.conftest import TINY
 
 
@@ -349,7 +353,7 @@ def test_best_val_reports_test_for_the_weights_of_the_best_evaluation(
 
 
 def test_rmsprop_smoothing_constant_is_a_train_option(write_config, registry) -> None:
-    from rnnlab.train import make_optimizer
+    from rnnlab.run import make_optimizer
 
     def alpha(*overrides: str) -> float:
         run = load_run_config(write_config(TINY), registry, ["train.optimizer=rmsprop", *overrides])

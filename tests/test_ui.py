@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from rnnlab import ui
+from rnnlab.commands import _ui as ui
 
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 

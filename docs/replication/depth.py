@@ -23,7 +23,7 @@ def remedy_arm(t: Trial | str) -> str:
 def depth_ratios(t: Trial) -> dict[str, float]:
     """At initialisation: log10 of ||dL/dh|| at (bottom layer, t=1) over (top layer, t=T) and its
     two parts, through time in the top layer and across depth at t=T."""
-    from rnnlab.plots import FLOOR
+    from rnnlab.run import FLOOR
 
     if t.flow is None:
         return {}
@@ -96,7 +96,7 @@ def depth(sweeps: list[Sweep], figure: str) -> Result:
 
 
 def _depth_figure(s: Sweep, arms: list[str], depths: list[str], name: str) -> str:
-    from rnnlab.plots import FLOOR
+    from rnnlab.run import FLOOR
 
     plt = pyplot()
     fig, grid = plt.subplots(

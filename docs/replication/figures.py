@@ -39,6 +39,6 @@ def colour(i: int) -> str:
 
 def geometric_mean(curves: list[np.ndarray]) -> np.ndarray:
     """The geometric mean of ||dL/dh_t|| curves, zeros lifted to rnnlab's plotting floor."""
-    from rnnlab.plots import FLOOR
+    from rnnlab.run import FLOOR
 
     return np.exp(np.mean(np.log(np.maximum(np.stack(curves), FLOOR)), axis=0))

@@ -121,9 +121,7 @@ def batchnorm_mechanism(
     import torch
     import yaml
 
-    from rnnlab.config import load_run_config
-    from rnnlab.probe import flow_curve, summarize
-    from rnnlab.train import build
+    from rnnlab.run import build, flow_curve, load_run_config, summarize
 
     torch.set_flush_denormal(True)
     registry = plugin_manager().registry()

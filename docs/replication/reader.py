@@ -105,9 +105,8 @@ def load(name: str, storage: str, tracking_uri: str | None = None) -> Sweep | No
     from mlflow import MlflowClient
 
     from rnnlab.errors import ConfigError
-    from rnnlab.reportdata import collect
-    from rnnlab.study import open_sweep
-    from rnnlab.sweepconfig import label
+    from rnnlab.report import collect
+    from rnnlab.sweep import label, open_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -156,7 +155,7 @@ def load(name: str, storage: str, tracking_uri: str | None = None) -> Sweep | No
 
 def planned(stem: str, folder: str = PROFILES) -> Sweep:
     """A profile file's settings, without running it (for the paper-sized profiles)."""
-    from rnnlab.sweepconfig import label, load_sweep
+    from rnnlab.sweep import label, load_sweep
 
     plan = load_sweep(ROOT / folder / f"{stem}.yaml", plugin_manager().registry())
     space = {

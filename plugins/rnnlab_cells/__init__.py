@@ -7,13 +7,21 @@ registered as ``"module:Class"`` references, which rnnlab imports (with torch) o
 from __future__ import annotations
 
 import rnnlab
-from rnnlab.hookspecs import Register
 
 
 @rnnlab.hookimpl
-def register_cells(register: Register) -> None:
+def register_cells(register: rnnlab.Register) -> None:
     register("rnn", "rnnlab_cells.twins:ElmanCell")
     register("lstm", "rnnlab_cells.twins:LSTMCell")
     register("gru", "rnnlab_cells.twins:GRUCell")
     register("indrnn", "rnnlab_cells.indrnn:IndRNNCell")
     register("simple", "rnnlab_cells.simple:SimpleRNN")
+    register("exprnn", "rnnlab_cells.orthogonal:ExpRNNCell")
+    register("cornn", "rnnlab_cells.oscillators:CoRNNCell")
+    register("unicornn", "rnnlab_cells.oscillators:UnICORNNCell")
+    register("lem", "rnnlab_cells.oscillators:LEMCell")
+    register("antisymmetric", "rnnlab_cells.stable:AntisymmetricCell")
+    register("lipschitz", "rnnlab_cells.stable:LipschitzCell")
+    register("lru", "rnnlab_cells.linear:LRUCell")
+    register("mingru", "rnnlab_cells.linear:MinGRUCell")
+    register("minlstm", "rnnlab_cells.linear:MinLSTMCell")

@@ -30,7 +30,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
 import rnnlab
-from rnnlab.base import Cell, State, TaskKind
+from rnnlab import Cell, State, TaskKind
 
 Auto = Literal["auto"]
 
@@ -92,6 +92,7 @@ class IndRNNCell(Cell):
                     )
             return self
 
+    params: Params
     capabilities: ClassVar[frozenset[str]] = frozenset({"normalize_outputs"})
 
     @classmethod
@@ -112,7 +113,7 @@ class IndRNNCell(Cell):
     ) -> None:
         super().__init__(input_size, hidden_size, params)
         p = self.params
-        if "auto" in (p.recurrent_max, p.top_recurrent_min):  # type: ignore[attr-defined]
+        if "auto" in (p.recurrent_max, p.top_recurrent_min):
             raise ValueError(
                 "IndRNNCell: 'auto' options follow the task's length; resolve them first with "
                 "IndRNNCell.resolve_params(params, task) (rnnlab run and rnnlab sweep do)"
@@ -120,23 +121,23 @@ class IndRNNCell(Cell):
         self.input = nn.Linear(input_size, hidden_size)
         self.u = nn.Parameter(torch.empty(hidden_size))
         with torch.no_grad():
-            self.u.uniform_(p.recurrent_min, p.recurrent_max)  # type: ignore[attr-defined]
-            if p.input_std is not None:  # type: ignore[attr-defined]
-                self.input.weight.normal_(0.0, p.input_std)  # type: ignore[attr-defined]
+            self.u.uniform_(p.recurrent_min, float(p.recurrent_max))
+            if p.input_std is not None:
+                self.input.weight.normal_(0.0, p.input_std)
             self.input.bias.zero_()
 
     def init_layer(self, layer: int, layers: int) -> None:
-        low = self.params.top_recurrent_min  # type: ignore[attr-defined]
+        low = self.params.top_recurrent_min
         if layer == layers - 1 and low is not None:
             with torch.no_grad():
-                self.u.uniform_(low, float(self.params.recurrent_max))  # type: ignore[attr-defined]
+                self.u.uniform_(float(low), float(self.params.recurrent_max))
 
     def bounded_u(self) -> Tensor:
-        bound = float(self.params.recurrent_max)  # type: ignore[attr-defined]
+        bound = float(self.params.recurrent_max)
         return self.u.clamp(-bound, bound)
 
     def constrain(self) -> None:
-        bound = float(self.params.recurrent_max)  # type: ignore[attr-defined]
+        bound = float(self.params.recurrent_max)
         with torch.no_grad():
             self.u.clamp_(-bound, bound)
 
@@ -152,8 +153,19 @@ class IndRNNCell(Cell):
 
     def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
         a = u_t + self.bounded_u() * state[0]
-        h = torch.relu(a) if self.params.nonlinearity == "relu" else torch.tanh(a)  # type: ignore[attr-defined]
+        h = torch.relu(a) if self.params.nonlinearity == "relu" else torch.tanh(a)
         return h, (h,)
 
     def forward(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         return self.step(self.project_inputs(x_t), state, 0)
+
+    def step_jacobian(self, u_t: Tensor, state: State, t: int) -> Tensor:
+        """dh_t/dh_{t-1} = diag(f'(a_t) u), ``[B, H, H]`` (the seam of rnnlab.dynamics): the
+        recurrence is element-wise, so the Jacobian is diagonal."""
+        u = self.bounded_u()
+        a = u_t + u * state[0]
+        if self.params.nonlinearity == "relu":
+            slope = (a > 0).to(a.dtype)  # relu's derivative at 0 is 0, as autograd's
+        else:
+            slope = 1 - torch.tanh(a).square()
+        return torch.diag_embed(slope * u)

@@ -22,10 +22,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import rnnlab
-from rnnlab.base import Cell, State
 
 
-class SimpleRNN(Cell):
+class SimpleRNN(rnnlab.Cell):
     """h_t = f(i2h([x_t, h_{t-1}])), f the identity by default, as in the tutorial."""
 
     class Params(rnnlab.Params):
@@ -36,15 +35,17 @@ class SimpleRNN(Cell):
             None, gt=0, description="adds the tutorial's i2o + LogSoftmax output (tutorial_forward)"
         )
 
+    params: Params
+
     capabilities: ClassVar[frozenset[str]] = frozenset({"identity_init"})
 
     def __init__(
         self, input_size: int, hidden_size: int, params: rnnlab.Params | None = None
     ) -> None:
         super().__init__(input_size, hidden_size, params)
-        self.nonlinearity: str = self.params.nonlinearity  # type: ignore[attr-defined]
+        self.nonlinearity: str = self.params.nonlinearity
         self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
-        output_size = self.params.output_size  # type: ignore[attr-defined]
+        output_size = self.params.output_size
         self.i2o = nn.Linear(input_size + hidden_size, output_size) if output_size else None
         self.softmax = nn.LogSoftmax(dim=1)
 
@@ -65,11 +66,11 @@ class SimpleRNN(Cell):
         # i2h([x, h]) = W_x x + b + W_h h: the x half is hoisted out of the time loop
         return F.linear(x, self.i2h.weight[:, : self.input_size], self.i2h.bias)
 
-    def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
+    def step(self, u_t: Tensor, state: rnnlab.State, t: int) -> tuple[Tensor, rnnlab.State]:
         h = self._act(u_t + F.linear(state[0], self.recurrent_weight()))
         return h, (h,)
 
-    def forward(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+    def forward(self, x_t: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
         h = self._act(self.i2h(torch.cat((x_t, state[0]), dim=1)))
         return h, (h,)
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import rnnlab
-from rnnlab.base import Cell, Normalizer, NormalizerFactory, NormTerms, State
+from rnnlab import Cell, Normalizer, NormalizerFactory, NormTerms, State
 
 
 class _TwinCell(Cell):
@@ -126,10 +126,11 @@ class ElmanCell(_TwinCell):
     class Params(rnnlab.Params):
         nonlinearity: Literal["tanh", "relu"] = Field("tanh", description="f in the update")
 
+    params: Params
     capabilities: ClassVar[frozenset[str]] = frozenset({"normalize", "identity_init"})
 
     def _make_module(self) -> nn.RNNBase:
-        return nn.RNN(self.input_size, self.hidden_size, nonlinearity=self.params.nonlinearity)  # type: ignore[attr-defined]
+        return nn.RNN(self.input_size, self.hidden_size, nonlinearity=self.params.nonlinearity)
 
     def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
         a = self.preactivation(u_t, state[0], t)
@@ -137,13 +138,29 @@ class ElmanCell(_TwinCell):
         return h, (h,)
 
     def init_identity(self, scale: float, nonlinearity: str) -> None:
-        """IRNN (Le et al. 2015): W_hh = scale * I, zero recurrent and input biases."""
+        """IRNN (Le et al. 2015): W_hh = scale * I, zero recurrent and input biases. The nn.RNN
+        is rebuilt with ``nonlinearity`` (torch fixes it when the module is made), its weights
+        kept; making it draws nothing from the run's random stream."""
+        with torch.random.fork_rng(devices=[]):  # its fresh weights are overwritten below
+            rebuilt = nn.RNN(self.input_size, self.hidden_size, nonlinearity=nonlinearity)
+        rebuilt.load_state_dict(self.rnn.state_dict())
+        self.rnn = rebuilt.to(self.weight_hh.device, self.weight_hh.dtype)
         with torch.no_grad():
             self.weight_hh.copy_(scale * torch.eye(self.hidden_size))
             self.bias_hh.zero_()
             self.bias_ih.zero_()
-        self.rnn.nonlinearity = nonlinearity
-        self.rnn.mode = "RNN_RELU" if nonlinearity == "relu" else "RNN_TANH"
+
+    def step_jacobian(self, u_t: Tensor, state: State, t: int) -> Tensor | None:
+        """dh_t/dh_{t-1} = diag(f'(a_t)) W_hh, ``[B, H, H]`` (the seam of rnnlab.dynamics);
+        None with normalisers set, where autograd differentiates through them."""
+        if not self.has_fused:  # normalisers inside the step
+            return None
+        a = u_t + F.linear(state[0], self.weight_hh, self.bias_hh)
+        if self.rnn.nonlinearity == "relu":
+            slope = (a > 0).to(a.dtype)  # relu's derivative at 0 is 0, as autograd's
+        else:
+            slope = 1 - torch.tanh(a).square()
+        return slope.unsqueeze(-1) * self.weight_hh
 
 
 class LSTMCell(_TwinCell):
@@ -154,6 +171,7 @@ class LSTMCell(_TwinCell):
             0.0, description="added to the forget gate's bias at initialisation (1.0 is common)"
         )
 
+    params: Params
     gates = 4
     additive = True  # c_t = f * c_{t-1} + i * g
 
@@ -162,7 +180,7 @@ class LSTMCell(_TwinCell):
     ) -> None:
         super().__init__(input_size, hidden_size, params)
         self.norm_cell: Normalizer | None = None
-        forget_bias = self.params.forget_bias  # type: ignore[attr-defined]
+        forget_bias = self.params.forget_bias
         if forget_bias:
             with torch.no_grad():
                 self.bias_hh[hidden_size : 2 * hidden_size] += forget_bias
@@ -191,6 +209,28 @@ class LSTMCell(_TwinCell):
     def forward_fused(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         out, (h, c) = self.rnn(x, (state[0].unsqueeze(0), state[1].unsqueeze(0)))
         return out, (h[0], c[0])
+
+    def step_jacobian(self, u_t: Tensor, state: State, t: int) -> Tensor | None:
+        """d(h_t, c_t)/d(h_{t-1}, c_{t-1}), ``[B, 2H, 2H]``, h's rows and columns first (the
+        seam of rnnlab.dynamics); None with normalisers set, where autograd takes over."""
+        if not self.has_fused:  # normalisers inside the step
+            return None
+        h, c = state
+        i, f, g, o = (u_t + F.linear(h, self.weight_hh, self.bias_hh)).chunk(4, dim=-1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        tanh_c = torch.tanh(f * c + i * g)
+        w_i, w_f, w_g, w_o = (w.unsqueeze(0) for w in self.weight_hh.chunk(4, dim=0))
+        # c_t = f c + i g: h_{t-1} reaches it through the rows of W_hh of f, i and g
+        dc_dh = (
+            (c * f * (1 - f)).unsqueeze(-1) * w_f
+            + (g * i * (1 - i)).unsqueeze(-1) * w_i
+            + (i * (1 - g.square())).unsqueeze(-1) * w_g
+        )
+        through_c = o * (1 - tanh_c.square())  # dh_t/dc_t for h_t = o tanh(c_t)
+        dh_dh = (tanh_c * o * (1 - o)).unsqueeze(-1) * w_o + through_c.unsqueeze(-1) * dc_dh
+        top = torch.cat([dh_dh, torch.diag_embed(through_c * f)], dim=-1)
+        bottom = torch.cat([dc_dh, torch.diag_embed(f)], dim=-1)
+        return torch.cat([top, bottom], dim=-2)
 
 
 class GRUCell(_TwinCell):
@@ -228,3 +268,21 @@ class GRUCell(_TwinCell):
         n = torch.tanh(norm_n(un + r * vn, t) + bin_ + r * bhn)
         h = n + z * (h - n)
         return h, (h,)
+
+    def step_jacobian(self, u_t: Tensor, state: State, t: int) -> Tensor | None:
+        """dh_t/dh_{t-1}, ``[B, H, H]`` (the seam of rnnlab.dynamics); None with normalisers
+        set, where autograd takes over."""
+        if not self.has_fused:  # normalisers inside the step
+            return None
+        h = state[0]
+        ur, uz, un = u_t.chunk(3, dim=-1)
+        vr, vz, vn = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
+        r, z = torch.sigmoid(ur + vr), torch.sigmoid(uz + vz)
+        n = torch.tanh(un + r * vn)
+        w_r, w_z, w_n = (w.unsqueeze(0) for w in self.weight_hh.chunk(3, dim=0))
+        # n = tanh(u_n + r (W_hn h + b_hn)): through r's rows and W_hn's
+        slope = 1 - n.square()
+        dn_dh = (slope * vn * r * (1 - r)).unsqueeze(-1) * w_r + (slope * r).unsqueeze(-1) * w_n
+        # h_t = n + z (h - n) = (1 - z) n + z h
+        dz_dh = (z * (1 - z)).unsqueeze(-1) * w_z
+        return (1 - z).unsqueeze(-1) * dn_dh + (h - n).unsqueeze(-1) * dz_dh + torch.diag_embed(z)

@@ -24,10 +24,12 @@ class GradientClipping(rnnlab.Remedy):
         )
         threshold: float = Field(1.0, gt=0, description="maximum norm (norm) or magnitude (value)")
 
+    params: Params
+
     def after_backward(self, parameters: Sequence[Tensor], grad_norm: float) -> dict[str, float]:
-        threshold = float(self.params.threshold)  # type: ignore[attr-defined]
+        threshold = float(self.params.threshold)
         grads = [p.grad for p in parameters if p.grad is not None]
-        if self.params.mode == "norm":  # type: ignore[attr-defined]
+        if self.params.mode == "norm":
             fired = grad_norm > threshold
             if fired:
                 torch._foreach_mul_(grads, threshold / (grad_norm + 1e-6))
@@ -35,4 +37,4 @@ class GradientClipping(rnnlab.Remedy):
             fired = any(bool((g.abs() > threshold).any()) for g in grads)
             for g in grads:
                 g.clamp_(-threshold, threshold)
-        return {"grad/clipped": float(fired)}
+        return {self.CLIPPED: float(fired)}  # the core metric grad/clipped

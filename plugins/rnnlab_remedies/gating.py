@@ -10,10 +10,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import rnnlab
-from rnnlab.base import Cell, CellWrapper, State
 
 
-class GatedCell(CellWrapper):
+class GatedCell(rnnlab.CellWrapper):
     """h_t = (1 - z_t) * h_{t-1} + z_t * F(x_t, h_{t-1}),
     z_t = sigmoid(W_z x_t + U_z h_{t-1} + b_z).
 
@@ -23,7 +22,7 @@ class GatedCell(CellWrapper):
 
     additive: ClassVar[bool] = True
 
-    def __init__(self, inner: Cell, bias: float) -> None:
+    def __init__(self, inner: rnnlab.Cell, bias: float) -> None:
         super().__init__(inner)
         self.gate_x = nn.Linear(inner.input_size, inner.hidden_size)
         self.gate_h = nn.Linear(inner.hidden_size, inner.hidden_size, bias=False)
@@ -33,7 +32,7 @@ class GatedCell(CellWrapper):
     def project_inputs(self, x: Tensor) -> Tensor:
         return torch.cat((self.inner.project_inputs(x), self.gate_x(x)), dim=-1)
 
-    def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
+    def step(self, u_t: Tensor, state: rnnlab.State, t: int) -> tuple[Tensor, rnnlab.State]:
         inner_u, gate_u = u_t.split([u_t.shape[-1] - self.hidden_size, self.hidden_size], dim=-1)
         h_prev = state[0]
         candidate, inner_state = self.inner.step(inner_u, state, t)
@@ -50,5 +49,7 @@ class Gating(rnnlab.Remedy):
             0.0, description="initial gate bias; negative values start the gate closed (carry h)"
         )
 
-    def apply_cell(self, cell: Cell, layer: int) -> Cell:
-        return GatedCell(cell, float(self.params.bias))  # type: ignore[attr-defined]
+    params: Params
+
+    def apply_cell(self, cell: rnnlab.Cell, layer: int) -> rnnlab.Cell:
+        return GatedCell(cell, float(self.params.bias))

@@ -11,17 +11,13 @@ state is normalised too in every case. The cell adds its biases afterwards.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
 import rnnlab
-from rnnlab.base import Cell, Normalizer
-
-if TYPE_CHECKING:
-    from rnnlab.model import SequenceModel
 
 SEPARATE_MIN_INPUTS = 2
 """The narrowest input ``layernorm`` with ``terms: separate`` accepts. With n input channels
@@ -31,7 +27,7 @@ on the ratios between channels survive (on the adding problem the marker channel
 marked value). Measured (MEASURED.md): forecast val MSE 315x worse with W_x x_t normalised alone."""
 
 
-class TimeBatchNorm(Normalizer):
+class TimeBatchNorm(rnnlab.Normalizer):
     """Batch-norm with statistics per time step and a scale (and, for the cell state, a shift)
     shared across time. Population statistics are kept per step; past the longest sequence seen in
     training, evaluation uses the last step's statistics (as Cooijmans et al. do)."""
@@ -95,7 +91,7 @@ class TimeBatchNorm(Normalizer):
         return out if t is None else out[0]
 
 
-class LayerNormalizer(Normalizer):
+class LayerNormalizer(rnnlab.Normalizer):
     """Per-example statistics over the features, the same at training and test time."""
 
     def __init__(self, features: int, gamma: float, shift: bool, eps: float) -> None:
@@ -156,7 +152,7 @@ class _Normalization(rnnlab.Remedy):
 
     @classmethod
     def incompatibility(
-        cls, cell_name: str, cell_cls: type[Cell], remedies: Sequence[str], layers: int
+        cls, cell_name: str, cell_cls: type[rnnlab.Cell], remedies: Sequence[str], layers: int
     ) -> str | None:
         if not cell_cls.capabilities & {"normalize", "normalize_outputs"}:
             return (
@@ -165,22 +161,22 @@ class _Normalization(rnnlab.Remedy):
             )
         return super().incompatibility(cell_name, cell_cls, remedies, layers)
 
-    def inside(self, cell: Cell) -> None:
+    def inside(self, cell: rnnlab.Normalizable) -> None:
         raise NotImplementedError
 
     def make_between(self, features: int) -> nn.Module:
         raise NotImplementedError
 
-    def apply_cell(self, cell: Cell, layer: int) -> Cell:
+    def apply_cell(self, cell: rnnlab.Cell, layer: int) -> rnnlab.Cell:
         if layer == 0:
             self.widths, self.between = {}, {}
         if "normalize_outputs" in cell.capabilities:
             self.widths[layer] = cell.hidden_size
-        else:
-            self.inside(cell)
+        else:  # normalize: the cell has set_normalizers (checked when it was registered)
+            self.inside(cast(rnnlab.Normalizable, cell))
         return cell
 
-    def apply_model(self, model: SequenceModel) -> None:
+    def apply_model(self, model: nn.Module) -> None:
         if not self.widths:
             return
         norms = nn.ModuleDict({str(k): self.make_between(w) for k, w in self.widths.items()})
@@ -210,23 +206,24 @@ class BatchNormRemedy(_Normalization):
         momentum: float = Field(0.1, gt=0, le=1, description="update rate of population statistics")
         eps: float = Field(1e-5, gt=0, description="added to the variance")
 
+    params: Params
     conflicts: ClassVar[frozenset[str]] = frozenset({"layernorm"})
 
     def gamma(self, default: float) -> float:
-        gamma = self.params.gamma  # type: ignore[attr-defined]
+        gamma = self.params.gamma
         return default if gamma is None else float(gamma)
 
-    def inside(self, cell: Cell) -> None:
+    def inside(self, cell: rnnlab.Normalizable) -> None:
         p, gamma = self.params, self.gamma(0.1)
 
-        def make(features: int, role: str) -> Normalizer:
-            return TimeBatchNorm(features, gamma, role == "cell", p.momentum, p.eps)  # type: ignore[attr-defined]
+        def make(features: int, role: str) -> rnnlab.Normalizer:
+            return TimeBatchNorm(features, gamma, role == "cell", p.momentum, p.eps)
 
         cell.set_normalizers(make, "separate")
 
     def make_between(self, features: int) -> nn.Module:
         p = self.params
-        return FrameBatchNorm(features, self.gamma(1.0), p.momentum, p.eps)  # type: ignore[attr-defined]
+        return FrameBatchNorm(features, self.gamma(1.0), p.momentum, p.eps)
 
 
 class LayerNormRemedy(_Normalization):
@@ -247,6 +244,7 @@ class LayerNormRemedy(_Normalization):
             "separate: the two terms on their own (their LN-LSTM; not on one-channel inputs)",
         )
 
+    params: Params
     conflicts: ClassVar[frozenset[str]] = frozenset({"batchnorm"})
 
     @classmethod
@@ -254,12 +252,13 @@ class LayerNormRemedy(_Normalization):
         cls,
         params: rnnlab.Params,
         cell_name: str,
-        cell_cls: type[Cell],
+        cell_cls: type[rnnlab.Cell],
         remedies: Sequence[str],
         layers: int,
         task: rnnlab.TaskShape,
     ) -> str | None:
-        if params.terms == "separate":  # type: ignore[attr-defined]
+        assert isinstance(params, cls.Params)  # config.resolve validated it with this model
+        if params.terms == "separate":
             if "normalize_outputs" in cell_cls.capabilities:
                 return (
                     f"terms: separate places normalisers inside the step, and cell "
@@ -276,14 +275,14 @@ class LayerNormRemedy(_Normalization):
                 )
         return super().check(params, cell_name, cell_cls, remedies, layers, task)
 
-    def inside(self, cell: Cell) -> None:
+    def inside(self, cell: rnnlab.Normalizable) -> None:
         p = self.params
 
-        def make(features: int, role: str) -> Normalizer:
-            return LayerNormalizer(features, p.gamma, role == "cell", p.eps)  # type: ignore[attr-defined]
+        def make(features: int, role: str) -> rnnlab.Normalizer:
+            return LayerNormalizer(features, p.gamma, role == "cell", p.eps)
 
-        cell.set_normalizers(make, p.terms)  # type: ignore[attr-defined]
+        cell.set_normalizers(make, p.terms)
 
     def make_between(self, features: int) -> nn.Module:
         p = self.params
-        return FrameLayerNorm(features, p.gamma, p.eps)  # type: ignore[attr-defined]
+        return FrameLayerNorm(features, p.gamma, p.eps)

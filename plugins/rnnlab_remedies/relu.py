@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from pydantic import Field
 
 import rnnlab
-from rnnlab.base import Cell
 
 
 class IdentityReLU(rnnlab.Remedy):
@@ -32,12 +31,15 @@ class IdentityReLU(rnnlab.Remedy):
             "null keeps the cell's own",
         )
 
+    params: Params
+
     requires: ClassVar[frozenset[str]] = frozenset({"identity_init"})
     stage: ClassVar[int] = 0
 
-    def apply_cell(self, cell: Cell, layer: int) -> Cell:
-        cell.init_identity(float(self.params.scale), "relu")  # type: ignore[attr-defined]
-        std = self.params.input_std  # type: ignore[attr-defined]
+    def apply_cell(self, cell: rnnlab.Cell, layer: int) -> rnnlab.Cell:
+        # requires identity_init: the cell has init_identity (checked when it was registered)
+        cast(rnnlab.IdentityInit, cell).init_identity(float(self.params.scale), "relu")
+        std = self.params.input_std
         if std is not None:
             weight = cell.input_weight()
             if weight is None:

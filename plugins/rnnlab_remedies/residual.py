@@ -9,7 +9,6 @@ from pydantic import Field
 from torch import Tensor
 
 import rnnlab
-from rnnlab.base import Cell, CellWrapper, State
 
 DEFAULT_STEP = 0.1
 """The through-time step's default, measured (docs/config.md, "residual"): on the flagship's
@@ -17,7 +16,7 @@ adding problem, tanh and ReLU RNNs, the step size 1 diverged or reached val MSE 
 baseline while small steps trained."""
 
 
-class ResidualCell(CellWrapper):
+class ResidualCell(rnnlab.CellWrapper):
     """h_t = h_{t-1} + step * F(x_t, h_{t-1}): an Euler step of size ``step`` along the inner
     cell's update, as in AntisymmetricRNN (Chang et al. 2019, eps) and Lipschitz RNN (Erichson et
     al. 2021). The identity path carries the gradient back unchanged; the step keeps the sum of
@@ -25,11 +24,11 @@ class ResidualCell(CellWrapper):
 
     additive: ClassVar[bool] = True
 
-    def __init__(self, inner: Cell, step: float = 1.0) -> None:
+    def __init__(self, inner: rnnlab.Cell, step: float = 1.0) -> None:
         super().__init__(inner)
         self.step_size = step
 
-    def step(self, u_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
+    def step(self, u_t: Tensor, state: rnnlab.State, t: int) -> tuple[Tensor, rnnlab.State]:
         update, inner_state = self.inner.step(u_t, state, t)
         h = state[0] + self.step_size * update
         return h, (h, *inner_state[1:])
@@ -53,17 +52,20 @@ class Residual(rnnlab.Remedy):
         )
         across_layers: bool = Field(True, description="h^l_t = h^{l-1}_t + layer_l(...) for l > 0")
 
+    params: Params
+
     @classmethod
     def check(
         cls,
         params: rnnlab.Params,
         cell_name: str,
-        cell_cls: type[Cell],
+        cell_cls: type[rnnlab.Cell],
         remedies: Sequence[str],
         layers: int,
         task: rnnlab.TaskShape,
     ) -> str | None:
-        if params.through_time:  # type: ignore[attr-defined]
+        assert isinstance(params, cls.Params)  # config.resolve validated it with this model
+        if params.through_time:
             fix = "use through_time: false to keep only the connections across layers"
             if cell_cls.additive:
                 return (
@@ -79,17 +81,17 @@ class Residual(rnnlab.Remedy):
                 )
         return super().check(params, cell_name, cell_cls, remedies, layers, task)
 
-    def apply_cell(self, cell: Cell, layer: int) -> Cell:
-        if not self.params.through_time:  # type: ignore[attr-defined]
+    def apply_cell(self, cell: rnnlab.Cell, layer: int) -> rnnlab.Cell:
+        if not self.params.through_time:
             return cell
         if cell.additive:  # the config check refuses this; a model built by hand is told too
             raise ValueError(
                 f"residual through time on {type(cell).__name__}, whose update is already "
                 "additive: h_{t-1} would be counted twice; set through_time: false"
             )
-        return ResidualCell(cell, float(self.params.step))  # type: ignore[attr-defined]
+        return ResidualCell(cell, float(self.params.step))
 
     def after_layer(self, layer: int, inputs: Tensor, outputs: Tensor) -> Tensor:
-        if self.params.across_layers and layer > 0:  # type: ignore[attr-defined]
+        if self.params.across_layers and layer > 0:
             return outputs + inputs
         return outputs

@@ -8,11 +8,10 @@ which rnnlab imports (with torch) on first use.
 from __future__ import annotations
 
 import rnnlab
-from rnnlab.hookspecs import Register
 
 
 @rnnlab.hookimpl
-def register_datasets(register: Register) -> None:
+def register_datasets(register: rnnlab.Register) -> None:
     """Register the built-in datasets.
 
     Args:

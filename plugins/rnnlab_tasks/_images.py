@@ -9,13 +9,12 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from rnnlab import base
-from rnnlab_tasks._synthetic import check_batch_size, check_split, make_generator
+import rnnlab
 
 N_CLASSES = 10
 
 
-class ImageParams(base.Params):
+class ImageParams(rnnlab.Params):
     """How an image becomes a sequence."""
 
     mode: Literal["pixel", "row"] = Field(
@@ -29,28 +28,24 @@ class ImageParams(base.Params):
     )
 
 
-class ImageSequenceDataset(base.Dataset):
+class ImageSequenceDataset(rnnlab.SeededDataset):
     """Images of ``side x side`` pixels, classified from the output at the last step.
 
     Subclasses set ``name``, ``side`` and ``scale`` and implement :meth:`load_split`. Train
     batches never end: indices are reshuffled every epoch by a generator seeded from the run seed
     (batches run across epoch boundaries, so every batch is full). Val and test iterate once, in
-    order. Inputs are ``pixel * scale`` in float32.
+    order. Inputs are ``pixel * scale`` in float32. :class:`rnnlab.SeededDataset` checks the
+    split and the batch size and seeds the generator.
     """
 
-    Params: ClassVar[type[base.Params]] = ImageParams
-    kind = base.TaskKind.CLASSIFY_LAST
+    Params: ClassVar[type[rnnlab.Params]] = ImageParams
+    kind = rnnlab.TaskKind.CLASSIFY_LAST
     name: ClassVar[str] = "images"
     side: ClassVar[int] = 8
     scale: ClassVar[float] = 1.0
 
-    def __init__(self, params: base.Params | None = None, seed: int = 0) -> None:
+    def __init__(self, params: rnnlab.Params | None = None, seed: int = 0) -> None:
         super().__init__(params, seed)
-        if not isinstance(self.params, type(self).Params):
-            raise TypeError(
-                f"{type(self).__name__} needs {type(self).__qualname__}.Params, "
-                f"got {type(self.params).__name__}"
-            )
         p = self.params
         assert isinstance(p, ImageParams)
         self.mode = p.mode
@@ -72,7 +67,7 @@ class ImageSequenceDataset(base.Dataset):
 
     def split_data(self, split: str) -> tuple[Tensor, Tensor]:
         """A split's raw images and labels, loaded on first use and then cached."""
-        check_split(split)
+        self.check_split(split)
         if split not in self._splits:
             self._splits[split] = self.load_split(split)
         return self._splits[split]
@@ -85,32 +80,20 @@ class ImageSequenceDataset(base.Dataset):
             x = x[:, self.permutation]
         return x.transpose(0, 1).contiguous()
 
-    def batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(x, y)``: ``x`` ``[T, B, input_size]`` float32, ``y`` ``[B]`` long.
-
-        Args:
-            split: ``"train"`` (endless), ``"val"`` or ``"test"`` (once, in order).
-            batch_size: Images per batch.
-
-        Raises:
-            ValueError: Unknown split or a batch size below 1.
-        """
-        check_split(split)
-        check_batch_size(batch_size)
-        if split == "train":
-            return self._train(batch_size)
-        return self._once(split, batch_size)
-
-    def _once(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def held_out(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """``"val"`` or ``"test"`` once, in order: ``x`` ``[T, B, input_size]`` float32, ``y``
+        ``[B]`` long."""
         images, labels = self.split_data(split)
         for start in range(0, labels.shape[0], batch_size):
             stop = start + batch_size
             yield self.to_sequence(images[start:stop]), labels[start:stop]
 
-    def _train(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def train_stream(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Endless batches, every epoch in an order drawn from ``generator``."""
         images, labels = self.split_data("train")
         n = labels.shape[0]
-        generator = make_generator(self.seed, "train")
         pending = torch.empty(0, dtype=torch.long)
         while True:
             while pending.numel() < batch_size:

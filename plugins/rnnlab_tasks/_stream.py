@@ -9,9 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from rnnlab import base
-from rnnlab.errors import DataError
-from rnnlab_tasks._synthetic import SPLITS, check_batch_size, check_split, make_generator
+import rnnlab
 
 
 def time_split(n: int, val_fraction: float, test_fraction: float) -> dict[str, tuple[int, int]]:
@@ -36,7 +34,7 @@ def time_split(n: int, val_fraction: float, test_fraction: float) -> dict[str, t
     return {"train": (0, a), "val": (a, a + n_val), "test": (a + n_val, n)}
 
 
-class StreamDataset(base.Dataset):
+class StreamDataset(rnnlab.SeededDataset):
     """Windows of ``window`` consecutive items of one stream, split in time order.
 
     A subclass calls :meth:`set_streams` in ``__init__`` with each split's part of the stream
@@ -44,18 +42,14 @@ class StreamDataset(base.Dataset):
     ``(x, y)``. Train batches never end: window starts are drawn uniformly from the train block by
     a generator seeded from the run seed. Val and test iterate once, in time order, over the
     windows starting every ``eval_stride`` items. No window ever crosses a split boundary.
+    :class:`rnnlab.SeededDataset` checks the split and the batch size and seeds the generator.
     """
 
     window: int = 2
     eval_stride: int = 1
 
-    def __init__(self, params: base.Params | None = None, seed: int = 0) -> None:
+    def __init__(self, params: rnnlab.Params | None = None, seed: int = 0) -> None:
         super().__init__(params, seed)
-        if not isinstance(self.params, type(self).Params):
-            raise TypeError(
-                f"{type(self).__name__} needs {type(self).__qualname__}.Params, "
-                f"got {type(self.params).__name__}"
-            )
         self.streams: dict[str, Tensor] = {}
 
     def set_streams(self, streams: dict[str, Tensor], source: str, fix: str) -> None:
@@ -69,10 +63,10 @@ class StreamDataset(base.Dataset):
         Raises:
             DataError: A split holds fewer than ``window`` items.
         """
-        for split in SPLITS:
+        for split in rnnlab.SeededDataset.SPLITS:
             n = int(streams[split].shape[0])
             if n < self.window:
-                raise DataError(
+                raise rnnlab.DataError(
                     f"{source}: the {split} split has {n} items, fewer than one window of "
                     f"{self.window} (seq_len plus the targets after it); {fix}"
                 )
@@ -86,30 +80,17 @@ class StreamDataset(base.Dataset):
         """Turn windows ``[B, window]`` into a batch ``(x, y)``."""
         raise NotImplementedError
 
-    def batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(x, y)`` batches: endless random windows for ``"train"``, else once in order.
-
-        Args:
-            split: ``"train"``, ``"val"`` or ``"test"``.
-            batch_size: Windows per batch.
-
-        Raises:
-            ValueError: Unknown split or a batch size below 1.
-        """
-        check_split(split)
-        check_batch_size(batch_size)
-        if split == "train":
-            return self._train(batch_size)
-        return self._once(split, batch_size)
-
-    def _once(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def held_out(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """``"val"`` or ``"test"`` once, in time order."""
         windows = self.windows(split, self.eval_stride)
         for start in range(0, windows.shape[0], batch_size):
             yield self.make_batch(windows[start : start + batch_size])
 
-    def _train(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def train_stream(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Endless batches of windows whose starts ``generator`` draws from the train block."""
         windows = self.windows("train", 1)
-        generator = make_generator(self.seed, "train")
         while True:
             starts = torch.randint(0, windows.shape[0], (batch_size,), generator=generator)
             yield self.make_batch(windows[starts])

@@ -6,7 +6,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from rnnlab import base
+import rnnlab
 from rnnlab_tasks._synthetic import SyntheticDataset, SyntheticParams
 
 
@@ -32,7 +32,7 @@ class AddingProblem(SyntheticDataset):
 
         seq_len: int = Field(default=100, ge=2, description="Sequence length T (number of steps).")
 
-    kind = base.TaskKind.REGRESSION_LAST
+    kind = rnnlab.TaskKind.REGRESSION_LAST
     tolerance = 0.04
 
     def __init__(self, params: AddingProblem.Params | None = None, seed: int = 0) -> None:

@@ -11,8 +11,8 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from rnnlab import base
-from rnnlab.errors import DataError
+import rnnlab
+from rnnlab import DataError
 from rnnlab_tasks._stream import StreamDataset, time_split
 
 UNKNOWN = "<unk>"
@@ -107,7 +107,7 @@ class CharLanguageModel(StreamDataset):
     Python versions. ``path`` reads any UTF-8 text file instead.
     """
 
-    class Params(base.Params):
+    class Params(rnnlab.Params):
         """Parameters of character-level language modelling."""
 
         seq_len: int = Field(default=100, ge=1, description="Characters per input sequence T.")
@@ -128,7 +128,7 @@ class CharLanguageModel(StreamDataset):
                 raise ValueError("val_fraction + test_fraction must be below 0.9")
             return self
 
-    kind = base.TaskKind.CLASSIFY_EVERY
+    kind = rnnlab.TaskKind.CLASSIFY_EVERY
 
     def __init__(self, params: CharLanguageModel.Params | None = None, seed: int = 0) -> None:
         """Create the task: read the corpus, split it, build the vocabulary and encode it.

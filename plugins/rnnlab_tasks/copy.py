@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from rnnlab import base
+import rnnlab
 from rnnlab_tasks._synthetic import SyntheticDataset, SyntheticParams
 
 N_DATA = 8
@@ -45,7 +45,7 @@ class CopyMemory(SyntheticDataset):
             default=100, ge=1, description="The delay T (sequences have T + 20 steps)."
         )
 
-    kind = base.TaskKind.CLASSIFY_EVERY
+    kind = rnnlab.TaskKind.CLASSIFY_EVERY
 
     def __init__(self, params: CopyMemory.Params | None = None, seed: int = 0) -> None:
         """Create the task.

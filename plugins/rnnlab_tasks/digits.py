@@ -9,7 +9,6 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from rnnlab_tasks._images import ImageParams, ImageSequenceDataset
-from rnnlab_tasks._synthetic import check_split
 
 SPLIT_SEED = 0
 """Seed of the fixed shuffle that splits the 1797 images into train, val and test."""
@@ -80,7 +79,7 @@ class SequentialDigits(ImageSequenceDataset):
         Raises:
             ValueError: Unknown split.
         """
-        check_split(split)
+        self.check_split(split)
         p = self.params
         assert isinstance(p, SequentialDigits.Params)
         n = _load_digits()[1].shape[0]

@@ -13,8 +13,8 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from rnnlab import base
-from rnnlab.errors import DataError
+import rnnlab
+from rnnlab import DataError
 from rnnlab_tasks._stream import StreamDataset, time_split
 
 WASHOUT = 500.0
@@ -156,7 +156,7 @@ class TimeSeriesForecast(StreamDataset):
     ``grad/target/*`` is the total curve ``grad/*``.
     """
 
-    class Params(base.Params):
+    class Params(rnnlab.Params):
         """Parameters of the forecasting task."""
 
         series: Literal["mackey_glass", "sines", "csv"] = Field(
@@ -215,7 +215,7 @@ class TimeSeriesForecast(StreamDataset):
                     raise ValueError(f"{name}={value} must be a whole multiple of dt={self.dt}")
             return self
 
-    kind = base.TaskKind.REGRESSION_LAST
+    kind = rnnlab.TaskKind.REGRESSION_LAST
 
     def __init__(self, params: TimeSeriesForecast.Params | None = None, seed: int = 0) -> None:
         """Create the task: generate or read the series, split it and normalise it.

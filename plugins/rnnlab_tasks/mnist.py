@@ -11,7 +11,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from rnnlab.errors import DataError
+from rnnlab import DataError
 from rnnlab_tasks._images import ImageParams, ImageSequenceDataset
 
 FILES: dict[str, tuple[str, str]] = {

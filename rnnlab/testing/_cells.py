@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.base import Cell, State, TaskKind
-from rnnlab.model import build_model, run_loop
+from rnnlab.run import build_model, run_loop
 from rnnlab.testing._learning import LEARNABLE, Learnable, learning_run
 from rnnlab.testing._support import (
     UNDER_TEST,

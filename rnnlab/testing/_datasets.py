@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.base import Dataset, Params, TaskKind
-from rnnlab.model import build_model
+from rnnlab.run import build_model
 from rnnlab.testing._support import (
     UNDER_TEST,
     Contract,

@@ -17,6 +17,7 @@ from pydantic import Field
 from torch import Tensor
 
 import rnnlab
+from rnnlab._names import COMPLETED, VAL_LOSS
 from rnnlab.base import Dataset, TaskKind
 from rnnlab.plugins import Registry
 
@@ -85,10 +86,7 @@ def learning_run(
     Returns:
         The step-0 and the final val loss.
     """
-    from rnnlab.config import resolve
-    from rnnlab.sources import Source
-    from rnnlab.tracking import NullTracker
-    from rnnlab.train import train
+    from rnnlab.run import NullTracker, Source, resolve, train
 
     data = {
         "name": "contract-learning",
@@ -100,8 +98,8 @@ def learning_run(
     }
     tracker = NullTracker(keep_artifacts=False)
     result = train(resolve(Source(path=None, data=data), registry), tracker)
-    assert result.outcome == "completed", result.message
-    history = tracker.history["val/loss"]
+    assert result.outcome == COMPLETED, result.message
+    history = tracker.history[VAL_LOSS]
     first, last = history[0][1], history[-1][1]
     assert history[0][0] == 0 and math.isfinite(first) and math.isfinite(last), history
     assert last < LEARNED * first, (

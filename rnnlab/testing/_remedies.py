@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnlab.base import LayerTrace, Remedy, TaskKind
-from rnnlab.model import SequenceModel, build_model
+from rnnlab.run import SequenceModel, build_model
 from rnnlab.testing._learning import LEARNABLE, Learnable, learning_run
 from rnnlab.testing._support import (
     UNDER_TEST,

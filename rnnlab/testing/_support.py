@@ -15,13 +15,13 @@ from pydantic import ValidationError
 from torch import Tensor
 
 import rnnlab
+from rnnlab._names import COMPLETED, FLOW_FILE, HOOKS, LOG10_RATIO, VAL_LOSS
 from rnnlab.base import LayerTrace, Params
-from rnnlab.plugins import KINDS, Registry, make_plugin_manager
-from rnnlab.tracking import NullTracker
+from rnnlab.plugins import Registry, make_plugin_manager
+from rnnlab.run import NullTracker
 
 if TYPE_CHECKING:
-    from rnnlab.model import SequenceModel
-    from rnnlab.train import RunResult
+    from rnnlab.run import RunResult, SequenceModel
 
 UNDER_TEST = "under-test"
 TINY_TRAIN: Mapping[str, Any] = {
@@ -48,14 +48,14 @@ def plugin_registering(kind: str, name: str, cls: type) -> object:
     Example:
         >>> make_plugin_manager(extra=[("mine", plugin_registering("cell", "mine", MyCell))])
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind not in HOOKS:
+        raise ValueError(f"kind must be one of {', '.join(HOOKS)}, got {kind!r}")
 
     def register_one(register: Callable[[str, type], None]) -> None:
         register(name, cls)
 
     plugin = _Plugin()
-    plugin.__dict__.update(args=(kind, name, cls), **{KINDS[kind]: rnnlab.hookimpl(register_one)})
+    plugin.__dict__.update(args=(kind, name, cls), **{HOOKS[kind]: rnnlab.hookimpl(register_one)})
     return plugin
 
 
@@ -90,7 +90,7 @@ class _FlowTracker(NullTracker):
 
     def log_artifacts(self, folder: Path) -> None:
         super().log_artifacts(folder)
-        with np.load(folder / "gradient_flow.npz") as saved:
+        with np.load(folder / FLOW_FILE) as saved:
             self.flow = saved["norms"]
 
 
@@ -104,9 +104,7 @@ def short_run(
     step 0 every layer's curve is live (||dL/dh_T|| > 0, so not all of it underflowed) and its
     summaries are finite. All of it is the real path but the figures (most of a tiny run's time).
     """
-    from rnnlab.config import resolve
-    from rnnlab.sources import Source
-    from rnnlab.train import train
+    from rnnlab.run import Source, resolve, train
 
     data = {
         "name": "contract",
@@ -118,9 +116,9 @@ def short_run(
     }
     tracker = _FlowTracker()
     result = train(resolve(Source(path=None, data=data), registry), tracker)
-    assert result.outcome == "completed", result.message
-    assert math.isfinite(result.metrics["val/loss"])
-    ratios = tracker.history.get("grad/log10_ratio", [])
+    assert result.outcome == COMPLETED, result.message
+    assert math.isfinite(result.metrics[VAL_LOSS])
+    ratios = tracker.history.get(LOG10_RATIO, [])
     assert ratios and all(math.isfinite(v) for _, v in ratios), ratios
     flow = tracker.flow
     assert flow is not None and flow.ndim == 3 and flow.shape[0] > 0, "no gradient-flow curve"

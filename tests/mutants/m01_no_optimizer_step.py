@@ -10,7 +10,7 @@ SELECTION = ["tests/test_contracts.py", "tests/test_learning.py", "-k", "learns"
 
 
 def apply() -> None:
-    import rnnlab.train
+    import rnnlab.run._train
 
     def make(original: Any) -> Any:
         def make_optimizer(model: Any, run: Any) -> Any:
@@ -20,7 +20,7 @@ def apply() -> None:
 
         return make_optimizer
 
-    swap(rnnlab.train, "make_optimizer", make)
+    swap(rnnlab.run._train, "make_optimizer", make)
 
 
 def pytest_configure(config: Any) -> None:

@@ -15,7 +15,7 @@ SELECTION = [
 
 
 def apply() -> None:
-    import rnnlab.model
+    import rnnlab.run._model
 
     def make(run_loop: Any) -> Any:
         def disconnected(cell: Any, x: Any, state: Any, probe: Any, *args: Any, **kw: Any) -> Any:
@@ -23,7 +23,7 @@ def apply() -> None:
 
         return disconnected
 
-    swap(rnnlab.model, "run_loop", make)
+    swap(rnnlab.run._model, "run_loop", make)
 
 
 def pytest_configure(config: Any) -> None:

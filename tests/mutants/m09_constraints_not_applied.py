@@ -10,7 +10,7 @@ SELECTION = ["tests/test_train.py", "-k", "constraints"]
 
 
 def apply() -> None:
-    from rnnlab.model import SequenceModel
+    from rnnlab.run import SequenceModel
 
     swap(SequenceModel, "constrain", lambda original: lambda self: None)
 

@@ -13,7 +13,7 @@ _step: dict[str, Any] = {}
 def apply() -> None:
     from rnnlab_remedies.clip import GradientClipping
 
-    import rnnlab.train
+    import rnnlab.run._train
 
     def make_optimizer(original: Any) -> Any:
         def make(model: Any, run: Any) -> Any:
@@ -34,7 +34,7 @@ def apply() -> None:
 
         return after_backward
 
-    swap(rnnlab.train, "make_optimizer", make_optimizer)
+    swap(rnnlab.run._train, "make_optimizer", make_optimizer)
     swap(GradientClipping, "after_backward", make_after)
 
 

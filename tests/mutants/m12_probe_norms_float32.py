@@ -12,9 +12,9 @@ SELECTION = ["tests/test_probe.py"]
 
 
 def apply() -> None:
-    import rnnlab.probe
+    import rnnlab.run._probe
 
-    if hasattr(rnnlab.probe, "grad_curve"):  # grad_curve(grad, steps) feeds every curve
+    if hasattr(rnnlab.run._probe, "grad_curve"):  # grad_curve(grad, steps) feeds every curve
 
         def make(original: Any) -> Any:
             def grad_curve(grad: Any, steps: int) -> np.ndarray:
@@ -24,7 +24,7 @@ def apply() -> None:
 
             return grad_curve
 
-        swap(rnnlab.probe, "grad_curve", make)
+        swap(rnnlab.run._probe, "grad_curve", make)
     else:
 
         def make_flow(original: Any) -> Any:
@@ -35,7 +35,7 @@ def apply() -> None:
 
             return flow_curve
 
-        swap(rnnlab.probe, "flow_curve", make_flow)
+        swap(rnnlab.run._probe, "flow_curve", make_flow)
 
 
 def pytest_configure(config: Any) -> None:

@@ -13,10 +13,10 @@ SELECTION = ["tests/test_metrics.py", "-k", "global_norm"]
 def apply() -> None:
     import torch
 
-    import rnnlab.train
+    import rnnlab.run._train
 
     class L1Torch(types.ModuleType):
-        """torch as rnnlab.train sees it, with _foreach_norm taking L1 norms."""
+        """torch as rnnlab.run._train sees it, with _foreach_norm taking L1 norms."""
 
         def __getattr__(self, name: str) -> Any:
             return getattr(torch, name)
@@ -25,7 +25,7 @@ def apply() -> None:
         def _foreach_norm(tensors: Any, *args: Any, **kwargs: Any) -> Any:
             return [t.abs().sum() for t in tensors]
 
-    swap(rnnlab.train, "torch", lambda original: L1Torch("torch"))
+    swap(rnnlab.run._train, "torch", lambda original: L1Torch("torch"))
 
 
 def pytest_configure(config: Any) -> None:

@@ -10,7 +10,7 @@ SELECTION = ["tests/test_metrics.py", "-k", "spectral"]
 
 
 def apply() -> None:
-    import rnnlab.train
+    import rnnlab.run._train
 
     def make(original: Any) -> Any:
         def weight_metrics(model: Any) -> dict[str, float]:
@@ -22,7 +22,7 @@ def apply() -> None:
 
         return weight_metrics
 
-    swap(rnnlab.train, "weight_metrics", make)
+    swap(rnnlab.run._train, "weight_metrics", make)
 
 
 def pytest_configure(config: Any) -> None:

@@ -10,7 +10,7 @@ SELECTION = ["tests/test_docs.py", "-k", "sweep_key"]
 
 
 def apply() -> None:
-    import rnnlab.sweepconfig
+    import rnnlab.sweep._plan
 
     def make(original: Any) -> Any:
         class SweepSection(original):  # type: ignore[misc, valid-type]
@@ -18,7 +18,7 @@ def apply() -> None:
 
         return SweepSection
 
-    swap(rnnlab.sweepconfig, "SweepSection", make)
+    swap(rnnlab.sweep._plan, "SweepSection", make)
 
 
 def pytest_configure(config: Any) -> None:

@@ -20,8 +20,8 @@ def apply() -> None:
 
     import torch
 
-    import rnnlab.train
-    import rnnlab.workers
+    import rnnlab.run._train
+    import rnnlab.sweep._workers
 
     def make_resolve(original: Any) -> Any:
         def resolve_device(name: str) -> Any:
@@ -43,9 +43,9 @@ def apply() -> None:
 
         return visible_gpus
 
-    swap(rnnlab.train, "resolve_device", make_resolve)
-    swap(rnnlab.train, "describe_device", make_describe)
-    swap(rnnlab.workers, "visible_gpus", make_visible)
+    swap(rnnlab.run._train, "resolve_device", make_resolve)
+    swap(rnnlab.run._train, "describe_device", make_describe)
+    swap(rnnlab.sweep._workers, "visible_gpus", make_visible)
 
 
 def pytest_configure(config: Any) -> None:

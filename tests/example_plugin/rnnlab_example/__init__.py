@@ -5,27 +5,25 @@ Importing this module is cheap: the classes (and torch) load only when a hook ru
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import rnnlab
 
 
 @rnnlab.hookimpl
-def register_cells(register: Callable[[str, type], None]) -> None:
+def register_cells(register: rnnlab.Register) -> None:
     from rnnlab_example.mgu import MinimalGatedUnit
 
     register("mgu", MinimalGatedUnit)
 
 
 @rnnlab.hookimpl
-def register_datasets(register: Callable[[str, type], None]) -> None:
+def register_datasets(register: rnnlab.Register) -> None:
     from rnnlab_example.temporal_order import TemporalOrder
 
     register("temporal_order", TemporalOrder)
 
 
 @rnnlab.hookimpl
-def register_remedies(register: Callable[[str, type], None]) -> None:
+def register_remedies(register: rnnlab.Register) -> None:
     from rnnlab_example.regulariser import NormPreserving
 
     register("norm_preserving", NormPreserving)

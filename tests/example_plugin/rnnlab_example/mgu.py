@@ -21,6 +21,8 @@ class MinimalGatedUnit(rnnlab.Cell):
     class Params(rnnlab.Params):
         forget_bias: float = Field(-1.0, description="initial bias b_f of the forget gate")
 
+    params: Params  # self.params, typed (rnnlab validates the options before it builds the cell)
+
     def __init__(
         self, input_size: int, hidden_size: int, params: rnnlab.Params | None = None
     ) -> None:
@@ -29,7 +31,7 @@ class MinimalGatedUnit(rnnlab.Cell):
         self.gate = nn.Linear(hidden_size, hidden_size, bias=False)  # U_f
         self.candidate = nn.Linear(hidden_size, hidden_size, bias=False)  # U_h
         with torch.no_grad():
-            self.input.bias[:hidden_size].fill_(self.params.forget_bias)  # type: ignore[attr-defined]
+            self.input.bias[:hidden_size].fill_(self.params.forget_bias)
             self.input.bias[hidden_size:].zero_()
 
     def project_inputs(self, x: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ class NormPreserving(rnnlab.Remedy):
     class Params(rnnlab.Params):
         weight: float = Field(1.0, ge=0, description="the weight of Omega in the loss")
 
+    params: Params
     needs_states = True
 
     def loss_term(
@@ -70,7 +71,7 @@ class NormPreserving(rnnlab.Remedy):
         if ratios.numel() == 0:
             return None
         omega = ((ratios - 1) ** 2).mean()
-        weight = float(self.params.weight)  # type: ignore[attr-defined]
+        weight = float(self.params.weight)
         metrics = {
             "norm_preserving/omega": float(omega.detach()),
             "norm_preserving/ratio": float(ratios.detach().mean()),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import torch
 from pydantic import Field
@@ -12,10 +11,9 @@ from torch import Tensor
 import rnnlab
 
 SYMBOLS = "abcdXYBE"  # distractors a-d, the relevant X and Y, start B, end E
-SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
-class TemporalOrder(rnnlab.Dataset):
+class TemporalOrder(rnnlab.SeededDataset):
     """Classify the order of two relevant symbols hidden among distractors.
 
     A sequence of ``T`` one-hot symbols (8 channels) starts with B and ends with E; every other
@@ -24,6 +22,10 @@ class TemporalOrder(rnnlab.Dataset):
     step, is the pair in order: XX, XY, YX or YY. Chance accuracy is 1/4 and the loss of always
     predicting the uniform distribution is ln 4 = 1.386 (the baseline). Positions relative to T
     follow Pascanu et al. 2013; Hochreiter & Schmidhuber used [10, 20] and [50, 60] at T ~ 100.
+
+    rnnlab.SeededDataset makes the batches from :meth:`generate`: endless ones for ``"train"``,
+    one pass over a fixed set of ``val_size`` (``test_size``) sequences for ``"val"``
+    (``"test"``); each split draws from its own generator (:meth:`generator`).
     """
 
     class Params(rnnlab.Params):
@@ -31,11 +33,12 @@ class TemporalOrder(rnnlab.Dataset):
         val_size: int = Field(512, gt=0, description="Sequences in the fixed val set.")
         test_size: int = Field(512, gt=0, description="Sequences in the fixed test set.")
 
+    params: Params
     kind = rnnlab.TaskKind.CLASSIFY_LAST
 
     def __init__(self, params: rnnlab.Params | None = None, seed: int = 0) -> None:
         super().__init__(params, seed)
-        self.seq_len = self.params.seq_len  # type: ignore[attr-defined]
+        self.seq_len = self.params.seq_len
         self.input_size = len(SYMBOLS)
         self.output_size = 4
         self.baseline_loss = math.log(4)
@@ -59,23 +62,8 @@ class TemporalOrder(rnnlab.Dataset):
         x = torch.nn.functional.one_hot(symbols, len(SYMBOLS)).float()
         return x, 2 * which[0] + which[1]
 
-    def batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Endless seeded batches for ``"train"``; one pass over a fixed set for val and test."""
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        generator = torch.Generator().manual_seed(self.seed * len(SPLITS) + SPLITS[split])
-        if split == "train":
-            return self._endless(batch_size, generator)
-        size = self.params.val_size if split == "val" else self.params.test_size  # type: ignore[attr-defined]
-        x, y = self.generate(size, generator)
-        return (
-            (x[:, i : i + batch_size], y[i : i + batch_size]) for i in range(0, size, batch_size)
+    def generator(self, split: str) -> torch.Generator:
+        """Split ``k`` (train 0, val 1, test 2) of seed ``s`` draws from ``3 s + k``."""
+        return torch.Generator().manual_seed(
+            self.seed * len(self.SPLITS) + self.SPLITS.index(split)
         )
-
-    def _endless(
-        self, batch_size: int, generator: torch.Generator
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        while True:
-            yield self.generate(batch_size, generator)

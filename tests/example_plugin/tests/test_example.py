@@ -43,8 +43,10 @@ class Scaled(rnnlab.Cell):
     class Params(rnnlab.Params):
         scale: float = 1.0
 
+    params: Params
+
     def step(self, u_t: Tensor, state: rnnlab.State, t: int) -> tuple[Tensor, rnnlab.State]:
-        h = self.params.scale * state[0] + u_t  # type: ignore[attr-defined]
+        h = self.params.scale * state[0] + u_t
         return h, (h,)
 
     def forward(self, x_t: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:

@@ -1,0 +1,13 @@
+"""Reads a finished or running sweep: its trials, curves and versions (from Optuna and MLflow),
+the report's figures, and the self-contained HTML page logged to the sweep's parent run.
+
+Uses ``rnnlab.sweep`` (the plan, the outcome table) and ``rnnlab.run`` (the figures' floor);
+never ``rnnlab.commands`` (tests/test_layers.py).
+"""
+
+from __future__ import annotations
+
+from rnnlab.report._data import ReportData, TrialData, collect, versions
+from rnnlab.report._page import FIGURES, draw, render, write
+
+__all__ = ["FIGURES", "ReportData", "TrialData", "collect", "draw", "render", "versions", "write"]

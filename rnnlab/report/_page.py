@@ -1,0 +1,172 @@
+"""``rnnlab report``: one self-contained HTML page (plus PNGs and markdown) for a sweep.
+
+Built from the sweep's Optuna study and MLflow runs alone, for a finished or a running sweep, and
+logged as artifacts (``report/``) of the sweep's parent run.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+from pathlib import Path
+
+from rnnlab._names import REPORT_FIGURES, REPORT_FOLDER, REPORT_PAGE, TABLE_MD, VAL_LOSS
+from rnnlab.report import _figures as reportplots
+from rnnlab.report._data import ReportData
+from rnnlab.sweep import table_cells, table_header, table_markdown
+
+HEATMAP, FLOW, RATIO, LEARNING, IMPORTANCES = REPORT_FIGURES
+FIGURES = (
+    (HEATMAP, "The objective, mean over seeds, for every combination."),
+    (
+        FLOW,
+        "||dL_target/dh_t|| against t (log axis) at the first probe (blue) and the last "
+        "(vermillion), L_target the loss of the task's target steps alone (the steps that need "
+        "memory): thin lines are seeds, bold their geometric mean; dashed, ||dL/dh_t|| of the "
+        "whole loss (the same curve on a last-step task). A curve falling to the left is a "
+        "vanishing gradient; a flat one reaches the first steps.",
+    ),
+    (
+        RATIO,
+        "log10 ||dL_target/dh_1|| / ||dL_target/dh_T|| against training step (mean over seeds; "
+        "dotted: the same of the whole loss L): how many orders of magnitude the target's "
+        "gradient loses across the sequence.",
+    ),
+    (
+        LEARNING,
+        "The objective on validation data against training step (mean over seeds).",
+    ),
+    (IMPORTANCES, "Optuna's parameter importances for the objective."),
+)
+
+
+def draw(data: ReportData, out: Path) -> list[Path]:
+    """Every figure that applies to this sweep, as PNGs in ``out``."""
+    metric = data.plan.section.objective.metric
+    made = [
+        reportplots.objective_heatmap(data, out / HEATMAP),
+        reportplots.flow_grid(data, out / FLOW),
+        reportplots.history_panels(
+            data,
+            out / RATIO,
+            "target_ratio",
+            "target log10 ratio (dotted: total)",
+            dashed="ratio",
+        ),
+        reportplots.history_panels(
+            data, out / LEARNING, "objective", metric, log=metric == VAL_LOSS
+        ),
+        reportplots.importances(data, out / IMPORTANCES),
+    ]
+    return [p for p in made if p is not None]
+
+
+def _status(data: ReportData) -> str:
+    done = len(data.trials)
+    if data.running:
+        return (
+            f"Still running: {done} of {data.total} trials finished, {data.unfinished} "
+            "queued or running. Run the report again for the rest."
+        )
+    return f"Finished: all {data.total} trials done."
+
+
+def _table(data: ReportData) -> str:
+    axes = data.axes
+    names = table_header(data.plan)
+    maximize = data.plan.section.objective.direction == "maximize"
+    # the best mean within each group of the settings after the first two is highlighted
+    best: dict[tuple[str, ...], float] = {}
+    for row in data.table:
+        if row["mean"] is not None:
+            group = tuple(row[a] for a in axes[2:])
+            current = best.get(group)
+            if current is None or (row["mean"] > current if maximize else row["mean"] < current):
+                best[group] = row["mean"]
+    lines = [
+        "<table><thead><tr>"
+        + "".join(f"<th>{html.escape(n)}</th>" for n in names)
+        + "</tr></thead><tbody>"
+    ]
+    for row in data.table:
+        group = tuple(row[a] for a in axes[2:])
+        mark = ' class="best"' if row["mean"] is not None and best.get(group) == row["mean"] else ""
+        cells = "".join(f"<td>{html.escape(c)}</td>" for c in table_cells(data.plan, row))
+        lines.append(f"<tr{mark}>{cells}</tr>")
+    return "\n".join([*lines, "</tbody></table>"])
+
+
+def _figure(path: Path, caption: str) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    alt = html.escape(path.stem.replace("_", " "))
+    return (
+        f'<figure><img src="data:image/png;base64,{encoded}" alt="{alt}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 1400px; color: #111; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }
+th { background: #eee; } td:first-child, td:nth-child(2) { text-align: left; }
+tr.best td { background: #cde8d8; font-weight: bold; }
+figure { margin: 1.5em 0; } img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #333; max-width: 60em; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+.status { padding: 0.5em 1em; background: #fff3cd; display: inline-block; }
+"""
+
+
+def render(data: ReportData, figures: list[Path]) -> str:
+    """The report as one HTML document with every figure embedded."""
+    section = data.plan.section
+    captions = dict(FIGURES)
+    versions = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+        for k, v in data.versions.items()
+    )
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>rnnlab report: {html.escape(data.study.study_name)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Sweep {html.escape(data.study.study_name)}</h1>",
+        f'<p class="status">{html.escape(_status(data))}</p>',
+        f"<p>Objective: {section.objective.direction} {html.escape(section.objective.metric)}; "
+        f"sampler {section.sampler}; seeds {section.seeds}; generated {when}; MLflow "
+        f"{html.escape(data.tracking_uri)}, "
+        f"parent run {html.escape(data.parent_run_id or '-')}.</p>",
+        "<h2>Outcomes</h2>",
+        _table(data),
+        "<p>Highlighted: the best mean in each group of the other settings; (n of m): only n of "
+        "the row's m trials completed, and the mean is theirs. Target log10 ratio: the mean over "
+        "the row's trials of log10 ||dL_target/dh_1|| / ||dL_target/dh_T|| at their last probe, "
+        "L_target the loss of the task's target steps alone; total log10 ratio: the same of the "
+        "whole loss L (equal on last-step tasks).</p>",
+        "<h2>Figures</h2>",
+        *(_figure(p, captions.get(p.name, "")) for p in figures),
+        "<h2>The sweep file</h2>",
+        f"<pre>{html.escape(data.sweep_file)}</pre>",
+        "<h2>Versions</h2>",
+        f"<table>{versions}</table>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write(data: ReportData, out: Path, log_to_parent: bool = True) -> Path:
+    """Write report.html, the PNGs and summary.md to ``out``; log them to the parent run."""
+    out.mkdir(parents=True, exist_ok=True)
+    figures = draw(data, out)
+    page = out / REPORT_PAGE
+    page.write_text(render(data, figures), encoding="utf-8")
+    status = f"\n{_status(data)}\n"
+    (out / TABLE_MD).write_text(table_markdown(data.plan, data.table) + status)
+    if log_to_parent and data.parent_run_id:
+        from mlflow import MlflowClient
+
+        MlflowClient(data.tracking_uri).log_artifacts(data.parent_run_id, str(out), REPORT_FOLDER)
+    return page

@@ -1,0 +1,238 @@
+"""Where runs are recorded: the Tracker protocol, MLflow's implementation and a null one.
+
+MLflow is used through ``MlflowClient`` so that runs never depend on a process-global active run
+(sweeps log several runs from one process). Scalars and tags are buffered and written with one
+synchronous ``log_batch`` per 1000 values and at the end; arrays go in artifacts (MEASURED.md: one
+log_metric call costs ~12 ms on sqlite). Synchronous on purpose: an asynchronous ``log_batch``
+starts MLflow's logging thread, and ending the run then waits ~1 s for it to wake up and stop
+(benchmarks/tracking.py), more than the writes it hid.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rnnlab._names import MLFLOW_PARENT
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
+MAX_PARAMS = 100  # and on params per call
+_EXPERIMENTS: dict[tuple[str, str], str] = {}  # (tracking URI, experiment name) -> its id
+
+
+class Tracker(Protocol):
+    """Records one run. Not thread-safe: one tracker per run, used from the training thread."""
+
+    run_id: str | None
+    keeps_artifacts: bool
+    """False: the run's artifact files are not even written (nothing would keep them)."""
+
+    def start(
+        self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str]
+    ) -> None: ...
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+    def log_artifacts(self, folder: Path) -> None: ...
+
+    def finish(self, status: str) -> None:
+        """End the run: ``FINISHED``, ``FAILED`` or ``KILLED``; flushes everything first."""
+        ...
+
+    def describe(self) -> str:
+        """How a person opens this run (for the CLI's final message)."""
+        ...
+
+
+class NullTracker:
+    """Keeps metrics in memory (``history``) and writes nothing: ``--no-track`` and tests.
+
+    Args:
+        keep_artifacts: write the artifact files anyway and record their names (tests).
+    """
+
+    def __init__(self, keep_artifacts: bool = True) -> None:
+        self.keeps_artifacts = keep_artifacts
+        self.run_id: str | None = None
+        self.history: dict[str, list[tuple[int, float]]] = {}
+        self.tags: dict[str, str] = {}
+        self.params: dict[str, str] = {}
+        self.status: str | None = None
+        self.artifacts: list[str] = []
+
+    def start(
+        self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str]
+    ) -> None:
+        self.tags.update(tags)
+        self.params.update(params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append((step, float(value)))
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.tags.update(tags)
+
+    def log_artifacts(self, folder: Path) -> None:
+        self.artifacts.extend(sorted(p.name for p in folder.iterdir()))
+
+    def finish(self, status: str) -> None:
+        self.status = status
+
+    def describe(self) -> str:
+        return "not tracked (--no-track)"
+
+
+class MlflowTracker:
+    """Logs to MLflow: the default store (``./mlflow.db``) unless MLFLOW_TRACKING_URI is set.
+
+    Args:
+        tracking_uri: overrides the environment / MLflow default.
+        parent_run_id: nest the run under this one (sweeps).
+        flush_every: buffered metric values before a ``log_batch``.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        parent_run_id: str | None = None,
+        flush_every: int = MAX_BATCH,
+    ) -> None:
+        import mlflow
+
+        os.environ.setdefault(
+            "MLFLOW_ALLOW_FILE_STORE", "true"
+        )  # an existing ./mlruns keeps working
+        self.tracking_uri: str = tracking_uri or mlflow.get_tracking_uri()
+        self._client: MlflowClient | None = None  # created by start(): no store before a run
+        self.parent_run_id = parent_run_id
+        self.flush_every = min(flush_every, MAX_BATCH)
+        self.run_id: str | None = None
+        self.keeps_artifacts = True
+        self.experiment_id: str | None = None
+        self._buffer: list[Any] = []
+        self._tags: dict[str, str] = {}  # written with the next batch of metrics, or at finish
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def _experiment(self, name: str) -> str:
+        key = (self.tracking_uri, name)
+        if key not in _EXPERIMENTS:  # one lookup per process, not one per run
+            _EXPERIMENTS[key] = self._find_or_create(name)
+        return _EXPERIMENTS[key]
+
+    def _find_or_create(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self.client.create_experiment(name))
+        except Exception:  # another process created it in between
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def start(
+        self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str]
+    ) -> None:
+        from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
+
+        all_tags = dict(tags)
+        if self.parent_run_id:
+            all_tags[MLFLOW_PARENT] = self.parent_run_id
+        self.experiment_id = self._experiment(experiment)
+        try:
+            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
+        except MlflowException:  # forget a remembered experiment that was deleted meanwhile
+            _EXPERIMENTS.pop((self.tracking_uri, experiment), None)
+            raise
+        self.run_id = run.info.run_id
+        items = [Param(k, v[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), MAX_PARAMS):
+            self.client.log_batch(self.run_id, params=items[i : i + MAX_PARAMS], synchronous=True)
+
+    def attach(self, run_id: str, reopen: bool = False) -> bool:
+        """Continue an existing run (a resumed sweep's parent); False if it does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        self.run_id, self.experiment_id = run_id, run.info.experiment_id
+        if reopen:
+            self.client.update_run(run_id, status="RUNNING")
+        return True
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        if len(self._buffer) >= self.flush_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        from mlflow.entities import RunTag
+
+        assert self.run_id is not None
+        tags = [RunTag(k, v) for k, v in self._tags.items()]
+        self._tags.clear()
+        while self._buffer or tags:
+            chunk, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
+            self.client.log_batch(self.run_id, metrics=chunk, tags=tags, synchronous=True)
+            tags = []
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Tags are written with the next batch of metrics, or at :meth:`finish` at the latest."""
+        assert self.run_id is not None
+        self._tags.update(tags)
+
+    def log_artifacts(self, folder: Path) -> None:
+        assert self.run_id is not None
+        self.client.log_artifacts(self.run_id, str(folder))
+
+    def finish(self, status: str) -> None:
+        if self.run_id is None:
+            return
+        self._flush()
+        self.client.set_terminated(self.run_id, status=status)
+
+    def describe(self) -> str:
+        uri = self.tracking_uri
+        path = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        if uri.startswith(("http://", "https://")):
+            return f"{uri.rstrip('/')}/{path}"
+        return f"run `mlflow ui --backend-store-uri {uri}` and open http://127.0.0.1:5000/{path}"
+
+
+def running_runs(tracking_uri: str | None, experiment: str, tags: dict[str, str]) -> list[str]:
+    """The ids of the RUNNING runs of ``experiment`` that carry all of ``tags``.
+
+    A coordinator killed between creating a trial's run and recording its id on the trial
+    leaves a run nobody knows by id; its tags still name it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = client.search_runs(
+        [found.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000
+    )
+    return [r.info.run_id for r in runs if all(r.data.tags.get(k) == v for k, v in tags.items())]
