@@ -3,7 +3,9 @@ registration, ``grad/clipped`` as a core metric, and the opt-in dataset template
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,8 @@ from rnnlab_cells.twins import ElmanCell
 from torch import Tensor
 
 import rnnlab
+from rnnlab._names import KINDS
+from rnnlab.commands import plan_plugin, render
 from rnnlab.plugins import make_plugin_manager
 from rnnlab.run import NullTracker, Source, resolve, train
 from rnnlab.testing import (
@@ -141,3 +145,44 @@ def test_identity_init_rebuilds_the_rnn_without_drawing_from_the_random_stream()
         hs.append(out)
     torch.testing.assert_close(fused, torch.stack(hs))  # the fused path is a relu RNN too
     assert (fused >= 0).all()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _untyped_params(source: str) -> list[str]:
+    """The classes of ``source`` with a nested ``Params`` but no ``params: Params`` line."""
+    missing = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        body = node.body
+        if any(isinstance(n, ast.ClassDef) and n.name == "Params" for n in body) and not any(
+            isinstance(n, ast.AnnAssign)
+            and isinstance(n.target, ast.Name)
+            and n.target.id == "params"
+            for n in body
+        ):
+            missing.append(node.name)
+    return missing
+
+
+def test_every_plugin_class_types_its_params() -> None:
+    """``params: Params`` below each nested ``Params`` (issue 16): in rnnlab's plugins, the
+    example third-party plugin and every file ``rnnlab new-plugin`` writes; so none needs a
+    ``type: ignore[attr-defined]`` to read its options."""
+    sources = {
+        str(path.relative_to(ROOT)): path.read_text()
+        for folder in (ROOT / "plugins", ROOT / "tests" / "example_plugin" / "rnnlab_example")
+        for path in sorted(folder.rglob("*.py"))
+    }
+    for kind in KINDS:
+        files = render(plan_plugin(f"my-{kind}", kind))
+        sources.update(
+            {f"new-plugin --kind {kind}: {n}": t for n, t in files.items() if n.endswith(".py")}
+        )
+    assert _untyped_params("class A:\n    class Params: ...\n") == ["A"]  # the check checks
+    untyped = {name: bad for name, text in sources.items() if (bad := _untyped_params(text))}
+    assert untyped == {}
+    ignored = [n for n, t in sources.items() if "ignore[attr-defined]" in t]
+    assert ignored == []

@@ -112,6 +112,7 @@ class GradientFlossing(rnnlab.Remedy):
                 )
             return self
 
+    params: Params
     needs_states: ClassVar[bool] = True
     conflicts: ClassVar[frozenset[str]] = frozenset({"batchnorm"})
 
@@ -119,14 +120,14 @@ class GradientFlossing(rnnlab.Remedy):
         self, loss: Tensor, traces: Sequence[rnnlab.LayerTrace]
     ) -> tuple[Tensor, dict[str, float]] | None:
         p = self.params
-        weight = float(p.weight)  # type: ignore[attr-defined]
+        weight = float(p.weight)
         if weight == 0 or not traces:
             return None
         terms = []
         metrics: dict[str, float] = {}
         for layer, trace in enumerate(traces):
             exponents = self.exponents(trace)
-            target = float(p.target)  # type: ignore[attr-defined]
+            target = float(p.target)
             terms.append((exponents - target).square().mean())
             key = PREFIX + "lambda_max" + ("" if layer == len(traces) - 1 else f"/layer{layer}")
             metrics[key] = float(exponents.detach().amax(dim=1).mean())
@@ -137,7 +138,7 @@ class GradientFlossing(rnnlab.Remedy):
     def exponents(self, trace: rnnlab.LayerTrace) -> Tensor:
         """The first k exponents of one layer over the last ``steps`` steps, ``[B, k]``."""
         p = self.params
-        window = min(int(p.steps), len(trace.inputs))  # type: ignore[attr-defined]
+        window = min(int(p.steps), len(trace.inputs))
         start = len(trace.inputs) - window
         state = tuple(s.detach() for s in trace.states[start])
         width = sum(s[0].numel() for s in state)
@@ -145,9 +146,9 @@ class GradientFlossing(rnnlab.Remedy):
             trace.cell,
             trace.inputs[start:],
             state,
-            k=min(int(p.k), width),  # type: ignore[attr-defined]
-            warmup=min(int(p.warmup), window - 1),  # type: ignore[attr-defined]
-            qr_every=int(p.qr_every),  # type: ignore[attr-defined]
+            k=min(int(p.k), width),
+            warmup=min(int(p.warmup), window - 1),
+            qr_every=int(p.qr_every),
             start=start,
-            through_states=bool(p.through_states),  # type: ignore[attr-defined]
+            through_states=bool(p.through_states),
         )

@@ -39,6 +39,7 @@ class ImageSequenceDataset(rnnlab.SeededDataset):
     """
 
     Params: ClassVar[type[rnnlab.Params]] = ImageParams
+    params: ImageParams
     kind = rnnlab.TaskKind.CLASSIFY_LAST
     name: ClassVar[str] = "images"
     side: ClassVar[int] = 8
@@ -47,7 +48,6 @@ class ImageSequenceDataset(rnnlab.SeededDataset):
     def __init__(self, params: rnnlab.Params | None = None, seed: int = 0) -> None:
         super().__init__(params, seed)
         p = self.params
-        assert isinstance(p, ImageParams)
         self.mode = p.mode
         self.permute = p.permute
         self.output_size = N_CLASSES

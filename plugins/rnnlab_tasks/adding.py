@@ -32,6 +32,7 @@ class AddingProblem(SyntheticDataset):
 
         seq_len: int = Field(default=100, ge=2, description="Sequence length T (number of steps).")
 
+    params: Params
     kind = rnnlab.TaskKind.REGRESSION_LAST
     tolerance = 0.04
 
@@ -44,7 +45,6 @@ class AddingProblem(SyntheticDataset):
         """
         super().__init__(params, seed)
         p = self.params
-        assert isinstance(p, AddingProblem.Params)
         self.input_size = 2
         self.output_size = 1
         self.seq_len = p.seq_len

@@ -128,6 +128,7 @@ class CharLanguageModel(StreamDataset):
                 raise ValueError("val_fraction + test_fraction must be below 0.9")
             return self
 
+    params: Params
     kind = rnnlab.TaskKind.CLASSIFY_EVERY
 
     def __init__(self, params: CharLanguageModel.Params | None = None, seed: int = 0) -> None:
@@ -143,7 +144,6 @@ class CharLanguageModel(StreamDataset):
         """
         super().__init__(params, seed)
         p = self.params
-        assert isinstance(p, CharLanguageModel.Params)
         if p.path is None:
             text, self.source = python_help_corpus(), "pydoc_data.topics"
         else:
@@ -190,6 +190,5 @@ class CharLanguageModel(StreamDataset):
     def label(self) -> str:
         """``"chars T=<seq_len>"``, or ``"chars <file name> T=<seq_len>"`` for a user's text."""
         p = self.params
-        assert isinstance(p, CharLanguageModel.Params)
         name = "" if p.path is None else f" {Path(p.path).name}"
         return f"chars{name} T={self.seq_len}"

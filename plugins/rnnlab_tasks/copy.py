@@ -45,6 +45,7 @@ class CopyMemory(SyntheticDataset):
             default=100, ge=1, description="The delay T (sequences have T + 20 steps)."
         )
 
+    params: Params
     kind = rnnlab.TaskKind.CLASSIFY_EVERY
 
     def __init__(self, params: CopyMemory.Params | None = None, seed: int = 0) -> None:
@@ -56,7 +57,6 @@ class CopyMemory(SyntheticDataset):
         """
         super().__init__(params, seed)
         p = self.params
-        assert isinstance(p, CopyMemory.Params)
         self.delay = p.seq_len
         self.input_size = N_SYMBOLS
         self.output_size = N_SYMBOLS

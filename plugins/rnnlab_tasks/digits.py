@@ -57,6 +57,7 @@ class SequentialDigits(ImageSequenceDataset):
                 raise ValueError("val_fraction + test_fraction must be below 0.9")
             return self
 
+    params: Params
     name = "digits"
     side = 8
     scale = 1.0 / 16.0
@@ -81,7 +82,6 @@ class SequentialDigits(ImageSequenceDataset):
         """
         self.check_split(split)
         p = self.params
-        assert isinstance(p, SequentialDigits.Params)
         n = _load_digits()[1].shape[0]
         order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
         n_val = round(n * p.val_fraction)

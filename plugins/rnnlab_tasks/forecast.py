@@ -215,6 +215,7 @@ class TimeSeriesForecast(StreamDataset):
                     raise ValueError(f"{name}={value} must be a whole multiple of dt={self.dt}")
             return self
 
+    params: Params
     kind = rnnlab.TaskKind.REGRESSION_LAST
 
     def __init__(self, params: TimeSeriesForecast.Params | None = None, seed: int = 0) -> None:
@@ -230,7 +231,6 @@ class TimeSeriesForecast(StreamDataset):
         """
         super().__init__(params, seed)
         p = self.params
-        assert isinstance(p, TimeSeriesForecast.Params)
         self.input_size = 1
         self.output_size = p.horizon
         self.seq_len = p.seq_len
@@ -289,6 +289,5 @@ class TimeSeriesForecast(StreamDataset):
     def label(self) -> str:
         """E.g. ``"forecast mackey_glass T=50"``, with ``" k=<horizon>"`` when above 1."""
         p = self.params
-        assert isinstance(p, TimeSeriesForecast.Params)
         name = self.column_label if p.series == "csv" else p.series
         return f"forecast {name} T={self.seq_len}" + (f" k={p.horizon}" if p.horizon > 1 else "")

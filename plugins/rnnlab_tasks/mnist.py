@@ -105,6 +105,7 @@ class SequentialMNIST(ImageSequenceDataset):
             default=5000, ge=1, description="Images at the end of the training file used for val."
         )
 
+    params: Params
     name = "mnist"
     side = SIDE
     scale = 1.0 / 255.0
@@ -121,7 +122,6 @@ class SequentialMNIST(ImageSequenceDataset):
         """
         super().__init__(params, seed)
         p = self.params
-        assert isinstance(p, SequentialMNIST.Params)
         self.root = Path(p.root).expanduser()
         self.val_size = p.val_size
         found = {name: find_file(self.root, name) for name in ALL_FILES}
