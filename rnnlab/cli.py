@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from rnnlab._names import KINDS
 from rnnlab.errors import RnnlabError
 
 _PLUGINS = "rnnlab.plugins"
@@ -266,7 +267,7 @@ def ui(
 @click.argument("name")
 @click.option(
     "--kind",
-    type=click.Choice(["cell", "dataset", "remedy"]),
+    type=click.Choice(KINDS),
     required=True,
     help="What the plugin adds.",
 )

@@ -2,7 +2,7 @@
 
 float32 gradients down to 1.2e-38 are normal numbers, but their squares underflow below 1e-19:
 norms taken in float32 report 0 for every ||dL/dh_t|| under ~1e-19 (on the gradflow setting the
-underflow went from 0.00 to 0.49), which is why probe.py takes them in float64.
+underflow went from 0.00 to 0.49), which is why rnnlab/run/_probe.py takes them in float64.
 """
 
 from __future__ import annotations

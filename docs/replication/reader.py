@@ -1,7 +1,7 @@
 """Reading the replication sweeps back: their settings, trials and what each run measured.
 
 :func:`load` opens a sweep's Optuna study and MLflow runs with rnnlab's own reading code
-(:func:`rnnlab.reportdata.collect`); :func:`planned` reads a profile file without running it.
+(:func:`rnnlab.report.collect`); :func:`planned` reads a profile file without running it.
 tests/test_replications.py reads its sweeps with :func:`load` (through docs/make_results.py).
 """
 
@@ -37,10 +37,11 @@ class Trial:
     seconds: float  # the run's wall time
     history: list[tuple[int, float]] = field(default_factory=list)  # (step, objective)
     # the target curve ||dL_target/dh_t||, L_target the loss of the task's target steps alone
-    # (rnnlab.probe); None / absent in runs recorded before rnnlab measured it
+    # (rnnlab/run/_probe.py); None / absent in runs recorded before rnnlab measured it
     target_flow: np.ndarray | None = None
     first_target_ratio: float | None = None  # its log10 ratio at the first probe
     selection: str = ""  # the rule that chose the weights the test split saw ("": no test)
+    params: dict[str, str] = field(default_factory=dict)  # the run's MLflow params (resolved)
 
     def get(self, key: str) -> str:
         return self.labels.get(ALIASES.get(key, key), "")
@@ -120,10 +121,12 @@ def load(name: str, storage: str, tracking_uri: str | None = None) -> Sweep | No
     trials = []
     for t in data.trials:
         metrics: dict[str, float] = {}
+        params: dict[str, str] = {}
         seconds, selection = 0.0, ""
         if t.run_id:
             run = client.get_run(t.run_id)
             metrics = dict(run.data.metrics)
+            params = dict(run.data.params)  # e.g. remedy.residual.step, the value the run used
             if f"{TEST}/loss" in metrics:  # the rule that chose the weights it tested
                 selection = str(run.data.tags.get(SELECTION, ""))
             if run.info.end_time and run.info.start_time:
@@ -133,6 +136,7 @@ def load(name: str, storage: str, tracking_uri: str | None = None) -> Sweep | No
         trial.target_flow = t.target_flow
         trial.first_target_ratio = t.target_ratio[0][1] if t.target_ratio else None
         trial.selection = selection
+        trial.params = params
         trials.append(trial)
     space = {
         k: [label(v) for v in vs] for k, vs in plan.section.space.items() if isinstance(vs, list)

@@ -228,7 +228,9 @@ class ${class_name}(rnnlab.Remedy):
         for p in parameters:
             if p.grad is not None:
                 p.grad.add_(torch.randn_like(p.grad), alpha=sigma)
-        return {"grad/noise_std": float(sigma)}  # floats, logged like rnnlab's own metrics
+        # floats, logged like rnnlab's own metrics; self.CLIPPED (grad/clipped, a core metric)
+        # says on which steps a remedy changed the gradients
+        return {"grad/noise_std": float(sigma), self.CLIPPED: float(sigma > 0)}
 '''
 
 TEST = '''\

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rnnlab._names import NO_REMEDY
 from rnnlab.base import TaskShape
 from rnnlab.errors import ConfigError, IncompatibleError, RnnlabError, SetupError
 from rnnlab.run._sources import Key, Source, apply_override, dotted, load_yaml
@@ -156,7 +157,7 @@ class ResolvedRun:
         flat: dict[str, str] = {}
         for key, value in self.as_dict().items():
             if key == "remedies":
-                flat["remedies"] = ",".join(r.name for r in self.remedies) or "none"
+                flat["remedies"] = ",".join(r.name for r in self.remedies) or NO_REMEDY
                 for r in self.remedies:
                     for k, v in r.params.model_dump(mode="json").items():
                         flat[f"remedy.{r.name}.{k}"] = str(v)
