@@ -202,7 +202,8 @@ def plugin_violations(folder: Path, allowed: set[str], modules: set[str]) -> lis
     for path in sorted(folder.rglob("*.py")):
         name = module_name(path, folder)
         for imp in imports(path, name, modules):
-            at = f"{path.relative_to(ROOT)} (line {imp.line}) imports {imp.target}"
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            at = f"{shown} (line {imp.line}) imports {imp.target}"
             if imp.target.split(".")[0] != "rnnlab" or imp.target in PENDING:
                 continue
             if imp.target == "rnnlab":
@@ -283,3 +284,38 @@ def test_the_rules_catch_what_they_are_for() -> None:
         },
     ) == [["rnnlab.run._train", "rnnlab.sweep._study"]]
     assert layer_violations([Import("rnnlab.run._config", "optuna", 1, False)])
+    assert not layer_violations([Import("rnnlab.run._config", "optuna", 1, True)])  # type only
+    for upward in ("rnnlab.report", "rnnlab.commands"):
+        assert (
+            "is not below" in layer_violations([Import("rnnlab.sweep._study", upward, 1, True)])[0]
+        )
+    downward_private = Import("rnnlab.sweep._study", "rnnlab.run._train", 1, False)
+    assert [p for p in layer_violations([downward_private]) if "private module" in p]
+    own = Import("rnnlab.sweep._study", "rnnlab.sweep._plan", 1, False)
+    vocabulary = Import("rnnlab.sweep._study", "rnnlab._names", 1, False)
+    assert layer_violations([own, vocabulary]) == []
+
+
+def test_the_plugin_rule_catches_what_it_is_for(tmp_path: Path) -> None:
+    """A plugin that imports a module of rnnlab other than rnnlab and rnnlab.testing, or a name
+    of rnnlab outside ``rnnlab.__all__``, is named with its file and line."""
+    folder = tmp_path / "rnnlab_planted"
+    folder.mkdir()
+    (folder / "__init__.py").write_text(
+        "import rnnlab\n"
+        "from rnnlab import Cell, hookimpl\n"
+        "from rnnlab.testing import CellContract\n"
+        "from rnnlab.run import train\n"
+        "import rnnlab.base\n"
+        "from rnnlab import _LAZY\n"
+    )
+    modules = set(rnnlab_modules()) | set(PENDING)
+    problems = plugin_violations(folder, public_names(), modules)
+    assert [p.split(" imports ")[0].rsplit("(", 1)[1] for p in problems] == [
+        "line 4)",
+        "line 5)",
+        "line 6)",
+    ]
+    assert (
+        "only rnnlab and rnnlab.testing" in problems[0] and "not in rnnlab.__all__" in problems[2]
+    )
