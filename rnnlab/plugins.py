@@ -145,6 +145,8 @@ class Plugins:
         self.strict = strict
         self.trace = trace
         self.infos: dict[str, PluginInfo] = {}
+        self.unmatched: list[str] = []  # names asked for (RNNLAB_LOAD_PLUGINS) that match nothing
+        self.installed: dict[str, str | None] = {}  # every entry point -> its distribution
         self._registry: Registry | None = None
 
     # -- loading -------------------------------------------------------------------------------
@@ -163,7 +165,11 @@ class Plugins:
         self._registry = None
         return info
 
-    def load_entry_points(self, only: set[str] | None) -> None:
+    def load_entry_points(self, only: list[str] | None) -> None:
+        """Load every entry point, or those ``only`` names (entry-point or distribution names;
+        the names that match none are kept in :attr:`unmatched`)."""
+        wanted = None if only is None else {*only, *(_canonical(n) for n in only)}
+        matched: set[str] = set()
         seen: set[tuple[str, str]] = set()
         for ep in metadata.entry_points(group=GROUP):
             if (ep.name, ep.value) in seen:
@@ -171,8 +177,11 @@ class Plugins:
             seen.add((ep.name, ep.value))
             dist = ep.dist
             dist_name = dist.name if dist is not None else None
-            if only is not None and ep.name not in only and _canonical(dist_name) not in only:
-                continue
+            self.installed[ep.name] = dist_name
+            if wanted is not None:
+                matched.update({ep.name, _canonical(dist_name)} & wanted)
+                if ep.name not in wanted and _canonical(dist_name) not in wanted:
+                    continue
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,
@@ -187,6 +196,23 @@ class Plugins:
                 self._log(f"failed to load {info.describe()}: {info.errors[-1]}")
                 continue
             self.add(ep.name, plugin, info)
+        if only is not None:
+            self.unmatched = [n for n in only if n not in matched and _canonical(n) not in matched]
+
+    def unmatched_message(self) -> str | None:
+        """What to say about names in RNNLAB_LOAD_PLUGINS that match no installed plugin."""
+        if not self.unmatched:
+            return None
+        names = ", ".join(repr(n) for n in self.unmatched)
+        verb = "matches" if len(self.unmatched) == 1 else "match"
+        installed = ", ".join(
+            f"{ep} ({dist})" if dist else ep for ep, dist in sorted(self.installed.items())
+        )
+        return (
+            f"RNNLAB_LOAD_PLUGINS names {names}, which {verb} no installed plugin; name entry "
+            "points or distributions; installed entry points (distribution): "
+            f"{installed or 'none (is rnnlab installed? `pip install -e .`)'}"
+        )
 
     # -- calling hooks -------------------------------------------------------------------------
     def call_each(
@@ -243,7 +269,8 @@ class Plugins:
         return [f"{info.describe()}: {err}" for info in self.infos.values() for err in info.errors]
 
     def raise_if_strict(self) -> None:
-        errors = self.errors()
+        unmatched = self.unmatched_message()
+        errors = self.errors() + ([unmatched] if unmatched else [])
         if self.strict and errors:
             raise PluginError(
                 "plugin errors (strict mode; unset RNNLAB_STRICT_PLUGINS / drop --strict-plugins "
@@ -333,6 +360,9 @@ class Registry:
                 f"{kind} {name!r} is registered by both {names}; uninstall one of them or pick "
                 f"one with RNNLAB_LOAD_PLUGINS"
             )
+        for entry in self.entries[kind].values():  # never suggest a name that cannot load
+            with contextlib.suppress(ConfigError):
+                _ = entry.cls
         installed = ", ".join(self.names(kind)) or "none (is rnnlab installed? `pip install -e .`)"
         message = f"unknown {kind} {name!r}; installed {PLURALS[kind]}: {installed}."
         close = difflib.get_close_matches(str(name), self.names(kind), n=1)
@@ -369,8 +399,6 @@ def make_plugin_manager(
         names = None if raw is None else [n.strip() for n in raw.split(",") if n.strip()]
     else:
         names = None if load is None else list(load)
-    # entry-point names as given; distribution names compared in their canonical form
-    only = None if names is None else {*names, *(_canonical(n) for n in names)}
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     plugins = Plugins(
@@ -379,7 +407,7 @@ def make_plugin_manager(
         trace=env_flag("RNNLAB_TRACE_PLUGINS") if trace is None else trace,
     )
     if entry_points:
-        plugins.load_entry_points(only)
+        plugins.load_entry_points(names)
     for name, plugin in extra:
         plugins.add(name, plugin)
     plugins.raise_if_strict()

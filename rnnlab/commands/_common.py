@@ -12,7 +12,11 @@ if TYPE_CHECKING:
 
 
 def warn_plugin_errors(plugins: Plugins) -> None:
-    """A warning on stderr for every plugin error (the broken plugin is skipped)."""
+    """A warning on stderr for every plugin error (the broken plugin is skipped), and for names
+    in RNNLAB_LOAD_PLUGINS that match no installed plugin."""
+    unmatched = plugins.unmatched_message()
+    if unmatched:
+        click.echo(f"Warning: {unmatched}", err=True)
     for line in plugins.errors():
         click.echo(
             f"Warning: {line} (skipped; `rnnlab plugins` shows details, "

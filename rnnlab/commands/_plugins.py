@@ -40,11 +40,20 @@ def plugin_rows(plugins: Plugins) -> list[dict[str, Any]]:
 def show_plugins(plugins: Plugins, as_json: bool) -> None:
     """The rows as a listing (or JSON) on stdout."""
     rows = plugin_rows(plugins)
+    unmatched = plugins.unmatched_message()
     if as_json:
+        if unmatched:
+            click.echo(f"Warning: {unmatched}", err=True)
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("No plugins loaded (RNNLAB_LOAD_PLUGINS may be empty; is rnnlab installed?)")
+        click.echo(
+            f"No plugins loaded: {unmatched}"
+            if unmatched
+            else "No plugins loaded (RNNLAB_LOAD_PLUGINS may be empty; is rnnlab installed?)"
+        )
+    elif unmatched:
+        click.echo(f"Warning: {unmatched}", err=True)
     for row in rows:
         status = click.style(" BROKEN", fg="red") if row["errors"] else ""
         click.echo(f"{row['distribution']} {row['version'] or ''}{status}")

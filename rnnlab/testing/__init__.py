@@ -21,6 +21,14 @@ docs/plugins.md ("Testing it") lists what each suite checks.
 
 from __future__ import annotations
 
+from rnnlab.testing._available import (
+    UNDER_TEST,
+    PluginSkipWarning,
+    installed_registry,
+    needed,
+    plugin_registering,
+    registry_with,
+)
 from rnnlab.testing._cells import CellContract
 from rnnlab.testing._datasets import DatasetContract
 from rnnlab.testing._learning import LEARNABLE, LEARNED, Learnable, learning_run
@@ -28,12 +36,8 @@ from rnnlab.testing._remedies import RemedyContract
 from rnnlab.testing._support import (
     TINY_ADDING,
     TINY_TRAIN,
-    UNDER_TEST,
-    installed_registry,
     missing_gradients,
-    plugin_registering,
     probes_match_autograd,
-    registry_with,
     short_run,
 )
 
@@ -43,6 +47,7 @@ __all__ = [
     "LEARNABLE",
     "LEARNED",
     "Learnable",
+    "PluginSkipWarning",
     "RemedyContract",
     "TINY_ADDING",
     "TINY_TRAIN",
@@ -50,6 +55,7 @@ __all__ = [
     "installed_registry",
     "learning_run",
     "missing_gradients",
+    "needed",
     "plugin_registering",
     "probes_match_autograd",
     "registry_with",

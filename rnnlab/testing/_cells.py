@@ -10,15 +10,14 @@ from torch import Tensor
 
 from rnnlab.base import Cell, State, TaskKind
 from rnnlab.run import build_model, run_loop
+from rnnlab.testing._available import UNDER_TEST, needed, registry_with
 from rnnlab.testing._learning import LEARNABLE, Learnable, learning_run
 from rnnlab.testing._support import (
-    UNDER_TEST,
     Contract,
     close,
     missing_gradients,
     options,
     probes_match_autograd,
-    registry_with,
     short_run,
     unknown_key_rejected,
 )
@@ -191,11 +190,9 @@ class CellContract(Contract):
 
     def test_trains(self) -> None:
         cell = {"name": UNDER_TEST, "hidden_size": 8, **options(self.params, self.cell_cls)}
-        short_run(
-            registry_with("cell", self.cell_cls),
-            {"name": self.dataset_name, **self.dataset_options},
-            cell,
-        )
+        registry = registry_with("cell", self.cell_cls)
+        needed(registry, "dataset", self.dataset_name, "dataset_name")
+        short_run(registry, {"name": self.dataset_name, **self.dataset_options}, cell)
 
     def test_learns(self) -> None:
         cell = {"name": UNDER_TEST, "hidden_size": 8, **options(self.params, self.cell_cls)}

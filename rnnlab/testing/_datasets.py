@@ -13,14 +13,8 @@ from torch import Tensor
 
 from rnnlab.base import Dataset, Params, TaskKind
 from rnnlab.run import build_model
-from rnnlab.testing._support import (
-    UNDER_TEST,
-    Contract,
-    installed_registry,
-    registry_with,
-    short_run,
-    unknown_key_rejected,
-)
+from rnnlab.testing._available import UNDER_TEST, installed_registry, needed, registry_with
+from rnnlab.testing._support import Contract, short_run, unknown_key_rejected
 
 
 class DatasetContract(Contract):
@@ -115,7 +109,7 @@ class DatasetContract(Contract):
 
     def test_loss_and_accuracy_on_model_output(self, dataset_params: Params) -> None:
         ds = self.dataset_cls(dataset_params, 0)
-        cell_cls: Any = installed_registry().get("cell", self.cell_name)
+        cell_cls: Any = needed(installed_registry(), "cell", self.cell_name, "cell_name")
         torch.manual_seed(0)
         model = build_model(
             cell_cls,
@@ -141,8 +135,6 @@ class DatasetContract(Contract):
 
     def test_trains(self, dataset_params: Params) -> None:
         dataset = {"name": UNDER_TEST, **dataset_params.model_dump()}
-        short_run(
-            registry_with("dataset", self.dataset_cls),
-            dataset,
-            {"name": self.cell_name, "hidden_size": 8},
-        )
+        registry = registry_with("dataset", self.dataset_cls)
+        needed(registry, "cell", self.cell_name, "cell_name")
+        short_run(registry, dataset, {"name": self.cell_name, "hidden_size": 8})

@@ -10,15 +10,13 @@ import torch
 
 from rnnlab.base import LayerTrace, Remedy, TaskKind
 from rnnlab.run import SequenceModel, build_model
+from rnnlab.testing._available import UNDER_TEST, installed_registry, needed, registry_with
 from rnnlab.testing._learning import LEARNABLE, Learnable, learning_run
 from rnnlab.testing._support import (
-    UNDER_TEST,
     Contract,
-    installed_registry,
     missing_gradients,
     options,
     probes_match_autograd,
-    registry_with,
     short_run,
     unknown_key_rejected,
 )
@@ -33,7 +31,8 @@ class RemedyContract(Contract):
     cell_options: ClassVar[Mapping[str, Any]] = {}
 
     def cell_cls(self) -> Any:
-        return installed_registry().get("cell", self.cell_name)
+        """The class of ``cell_name`` (the test is skipped, saying why, when it cannot load)."""
+        return needed(installed_registry(), "cell", self.cell_name, "cell_name")
 
     def make_model(
         self, remedy: Remedy, layers: int = 1, kind: TaskKind = TaskKind.REGRESSION_LAST
@@ -138,12 +137,10 @@ class RemedyContract(Contract):
     def test_trains(self) -> None:
         cell = {"name": self.cell_name, "hidden_size": 8, **self.cell_options}
         remedy = {"name": UNDER_TEST, **options(self.params, self.remedy_cls)}
-        short_run(
-            registry_with("remedy", self.remedy_cls),
-            {"name": self.dataset_name, **self.dataset_options},
-            cell,
-            [remedy],
-        )
+        registry = registry_with("remedy", self.remedy_cls)
+        needed(registry, "cell", self.cell_name, "cell_name")
+        needed(registry, "dataset", self.dataset_name, "dataset_name")
+        short_run(registry, {"name": self.dataset_name, **self.dataset_options}, cell, [remedy])
 
     def test_learns(self) -> None:
         cell = {"name": self.cell_name, "hidden_size": 8, **self.cell_options}
@@ -151,4 +148,5 @@ class RemedyContract(Contract):
         registry = registry_with(
             "remedy", self.remedy_cls, also=[("dataset", LEARNABLE, Learnable)]
         )
+        needed(registry, "cell", self.cell_name, "cell_name")
         learning_run(registry, cell, [remedy])

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,16 +13,14 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-import rnnlab
-from rnnlab._names import COMPLETED, FLOW_FILE, HOOKS, LOG10_RATIO, VAL_LOSS
+from rnnlab._names import COMPLETED, FLOW_FILE, LOG10_RATIO, VAL_LOSS
 from rnnlab.base import LayerTrace, Params
-from rnnlab.plugins import Registry, make_plugin_manager
+from rnnlab.plugins import Registry
 from rnnlab.run import NullTracker
 
 if TYPE_CHECKING:
     from rnnlab.run import RunResult, SequenceModel
 
-UNDER_TEST = "under-test"
 TINY_TRAIN: Mapping[str, Any] = {
     "steps": 4,
     "batch_size": 8,
@@ -35,49 +32,6 @@ TINY_TRAIN: Mapping[str, Any] = {
     "flush_denormal": False,  # no process-wide change in tests
 }
 TINY_ADDING: Mapping[str, Any] = {"seq_len": 10, "val_size": 32, "test_size": 32}
-
-
-class _Plugin:
-    def __repr__(self) -> str:
-        return f"plugin_registering{self.__dict__.get('args')}"
-
-
-def plugin_registering(kind: str, name: str, cls: type) -> object:
-    """A plugin object whose ``register_<kind>s`` hook registers ``cls`` as ``name``.
-
-    Example:
-        >>> make_plugin_manager(extra=[("mine", plugin_registering("cell", "mine", MyCell))])
-    """
-    if kind not in HOOKS:
-        raise ValueError(f"kind must be one of {', '.join(HOOKS)}, got {kind!r}")
-
-    def register_one(register: Callable[[str, type], None]) -> None:
-        register(name, cls)
-
-    plugin = _Plugin()
-    plugin.__dict__.update(args=(kind, name, cls), **{HOOKS[kind]: rnnlab.hookimpl(register_one)})
-    return plugin
-
-
-@functools.cache
-def installed_registry() -> Registry:
-    """The registry of every installed plugin (built once per process)."""
-    return make_plugin_manager(load=None, strict=False, trace=False).registry()
-
-
-def registry_with(
-    kind: str, cls: type, name: str = UNDER_TEST, also: Iterable[tuple[str, str, type]] = ()
-) -> Registry:
-    """The installed plugins plus ``cls`` registered as ``name`` (and each ``(kind, name, cls)``
-    of ``also``); fails on a bad registration."""
-    wanted = [(kind, name, cls), *also]
-    extra = [(n, plugin_registering(k, n, c)) for k, n, c in wanted]
-    plugins = make_plugin_manager(load=None, strict=False, trace=False, extra=extra)
-    registry = plugins.registry()
-    for _, n, c in wanted:
-        if plugins.infos[n].errors:
-            pytest.fail(f"registering {c.__qualname__}: {'; '.join(plugins.infos[n].errors)}")
-    return registry
 
 
 class _FlowTracker(NullTracker):
