@@ -12,6 +12,7 @@ third-party plugin) import nothing of rnnlab but ``rnnlab`` and ``rnnlab.testing
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "rnnlab"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 PLUGINS = [
     *sorted((ROOT / "plugins").glob("rnnlab_*")),
     ROOT / "tests" / "example_plugin" / "rnnlab_example",
@@ -319,3 +321,36 @@ def test_the_plugin_rule_catches_what_it_is_for(tmp_path: Path) -> None:
     assert (
         "only rnnlab and rnnlab.testing" in problems[0] and "not in rnnlab.__all__" in problems[2]
     )
+
+
+def module_map() -> set[str]:
+    """What docs/architecture.md's module map names under ``rnnlab/``: its entries (``cli.py``,
+    ``run/``) and their members (``run/_train.py``), read from the tree's indentation."""
+    block = ARCHITECTURE.read_text().split("\n    rnnlab/\n", 1)[1].split("\n    plugins/", 1)[0]
+    named, package = set(), ""
+    for line in block.splitlines():
+        found = re.match(r"( {6}| {8})(_?[a-z_]+(?:\.py|/))(?: |$)", line)
+        if found is None:
+            continue  # a description's continuation
+        indent, name = found.groups()
+        if len(indent) == 6:
+            package = name if name.endswith("/") else ""
+            named.add(name)
+        else:
+            named.add(package + name)
+    return named
+
+
+def test_the_module_map_in_docs_architecture_shows_the_tree() -> None:
+    """The map lists every entry of ``rnnlab/`` (the layers as the tree shows them), and every
+    module it names exists (a move or a rename updates the map)."""
+    named = module_map()
+    pending = {m.rpartition(".")[2] + ".py" for m in PENDING}
+    entries = {
+        p.name + "/" if p.is_dir() else p.name
+        for p in PACKAGE.iterdir()
+        if p.name != "__pycache__" and (p.is_dir() or p.suffix == ".py")
+    }
+    assert sorted(entries - pending - named) == [], "add them to docs/architecture.md's map"
+    assert sorted(n for n in named if not (PACKAGE / n).exists()) == [], "gone: update the map"
+    assert {"run/_train.py", "sweep/_coordinator.py", "base/"} <= named  # the map was read
