@@ -257,7 +257,7 @@ class LayerNormRemedy(_Normalization):
         layers: int,
         task: rnnlab.TaskShape,
     ) -> str | None:
-        assert isinstance(params, cls.Params)  # config.resolve validated it with this model
+        assert isinstance(params, cls.Params)  # rnnlab.run.resolve validated it with this model
         if params.terms == "separate":
             if "normalize_outputs" in cell_cls.capabilities:
                 return (

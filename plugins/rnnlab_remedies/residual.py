@@ -64,7 +64,7 @@ class Residual(rnnlab.Remedy):
         layers: int,
         task: rnnlab.TaskShape,
     ) -> str | None:
-        assert isinstance(params, cls.Params)  # config.resolve validated it with this model
+        assert isinstance(params, cls.Params)  # rnnlab.run.resolve validated it with this model
         if params.through_time:
             fix = "use through_time: false to keep only the connections across layers"
             if cell_cls.additive:

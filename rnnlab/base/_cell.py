@@ -130,7 +130,7 @@ class Cell(nn.Module):
     @classmethod
     def resolve_params(cls, params: _Params, task: TaskShape) -> _Params:
         """``params`` with every option that follows the task replaced by its value (called by
-        ``config.resolve``; the run logs the result). Reading ``task`` builds the dataset."""
+        ``rnnlab.run.resolve``; the run logs the result). Reading ``task`` builds the dataset."""
         return params
 
     def init_layer(self, layer: int, layers: int) -> None:

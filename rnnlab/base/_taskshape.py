@@ -13,7 +13,7 @@ class TaskShape:
     """A run's task as the plugins' options and checks see it: the dataset's ``input_size``,
     ``output_size``, ``seq_len`` and ``kind``.
 
-    ``config.resolve`` hands one to :meth:`Cell.resolve_params` and :meth:`Remedy.check`. Built
+    ``rnnlab.run.resolve`` hands one to :meth:`Cell.resolve_params` and :meth:`Remedy.check`. Built
     from a dataset or from a function that makes one; the function runs when a size is first
     read, so a config whose plugins need no size never builds its dataset while it is resolved.
 
