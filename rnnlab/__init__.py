@@ -38,6 +38,7 @@ _LAZY = {
     "CellWrapper": "rnnlab.base",
     "LayerTrace": "rnnlab.base",
     "TaskShape": "rnnlab.base",
+    "CellShape": "rnnlab.base",
     "SequenceModel": "rnnlab.run",
     "RunConfig": "rnnlab.run",
     "ConfigError": "rnnlab.errors",
@@ -71,6 +72,7 @@ __all__ = [
     "CellWrapper",
     "LayerTrace",
     "TaskShape",
+    "CellShape",
     "SequenceModel",
     "RunConfig",
     "ConfigError",
@@ -93,6 +95,7 @@ __all__ = [
 if TYPE_CHECKING:
     from rnnlab.base import (
         Cell,
+        CellShape,
         CellWrapper,
         Dataset,
         IdentityInit,

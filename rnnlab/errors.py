@@ -16,7 +16,15 @@ class ConfigError(RnnlabError):
 
 
 class IncompatibleError(ConfigError):
-    """A remedy cannot be combined with the chosen cell or with another remedy."""
+    """A remedy cannot be combined with the chosen cell or with another remedy.
+
+    ``problem`` is the reason without the file, line and hint (``remedy 'x' is incompatible
+    with cell 'y': <reason>``): what a sweep records for the trial.
+    """
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem if problem is not None else message
 
 
 class PluginError(RnnlabError):

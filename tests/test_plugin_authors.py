@@ -4,17 +4,29 @@ broken plugin and RNNLAB_LOAD_PLUGINS, and the messages a plugin's mistakes get.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 import pytest
+import torch
 from click.testing import CliRunner
+from rnnlab_cells.twins import ElmanCell
 from rnnlab_remedies.clip import GradientClipping
 from rnnlab_tasks.adding import AddingProblem
 
+import rnnlab
+from rnnlab.base import TaskShape
 from rnnlab.cli import cli
-from rnnlab.errors import ConfigError, PluginError
+from rnnlab.errors import ConfigError, IncompatibleError, PluginError
 from rnnlab.plugins import make_plugin_manager
-from rnnlab.testing import DatasetContract, PluginSkipWarning, RemedyContract, _available
+from rnnlab.run import Source, resolve
+from rnnlab.testing import (
+    DatasetContract,
+    PluginSkipWarning,
+    RemedyContract,
+    _available,
+    registry_with,
+)
 
 GHOST = """
 import rnnlab
@@ -128,3 +140,95 @@ def test_a_suggestion_never_offers_a_plugin_that_cannot_load(ghost) -> None:
         registry.get("cell", "ghosts")
     assert "Did you mean" not in str(error.value) and "ghost," not in str(error.value)
     assert str(error.value).startswith("unknown cell 'ghosts'; installed cells: antisymmetric")
+
+
+# --- compatibility: what a reason is about, and what check sees (items 2 and 4) ---------------
+
+
+class Orthogonal(rnnlab.Remedy):
+    """Needs a square recurrent parameter, which only an instance can tell: ``check`` with the
+    ``cell`` (its resolved options, and a throwaway instance)."""
+
+    seen: ClassVar[list[tuple[str, rnnlab.Params, int]]] = []
+
+    @classmethod
+    def check(
+        cls,
+        params: rnnlab.Params,
+        cell_name: str,
+        cell_cls: type[rnnlab.Cell],
+        remedies: Sequence[str],
+        layers: int,
+        task: rnnlab.TaskShape,
+        cell: rnnlab.CellShape | None = None,
+    ) -> str | None:
+        assert cell is not None and cell.name == cell_name and cell.cls is cell_cls
+        cls.seen.append((cell_name, cell.params, cell.hidden_size))
+        weight = cell.build(input_size=1, hidden_size=4).recurrent_weight()
+        if not isinstance(weight, torch.nn.Parameter) or weight.shape[0] != weight.shape[1]:
+            return f"the recurrent weight of cell '{cell_name}' is not a square parameter"
+        return super().check(params, cell_name, cell_cls, remedies, layers, task)
+
+
+class Rescale(rnnlab.Remedy):
+    """Clashes with clipping, and says so in a clause (the documented grammar)."""
+
+    @classmethod
+    def incompatibility(
+        cls, cell_name: str, cell_cls: type[rnnlab.Cell], remedies: Sequence[str], layers: int
+    ) -> str | None:
+        if "clip" in remedies:
+            return "both rescale the gradient, so the second undoes the first"
+        return super().incompatibility(cell_name, cell_cls, remedies, layers)
+
+
+def _resolve(cell: dict[str, Any], remedies: list[Any]) -> Any:
+    registry = registry_with(
+        "remedy", Orthogonal, name="orthogonal", also=[("remedy", "rescale", Rescale)]
+    )
+    data = {"dataset": {"name": "adding", "seq_len": 16}, "cell": cell, "remedies": remedies}
+    return resolve(Source(path=None, data=data), registry)
+
+
+def test_a_reason_about_the_cell_gets_the_cells_that_support_it_even_beside_others() -> None:
+    for remedies in (["orthogonal"], ["clip", "orthogonal"]):
+        with pytest.raises(IncompatibleError) as error:
+            _resolve({"name": "lstm", "hidden_size": 8}, remedies)
+        message = str(error.value)
+        said = (
+            "remedy 'orthogonal' is incompatible with cell 'lstm' on dataset 'adding': the "
+            "recurrent weight of cell 'lstm' is not a square parameter"
+        )
+        assert message.startswith(f"<config>, key remedies.{remedies.index('orthogonal')}: {said}")
+        assert error.value.problem == said  # what a sweep records, without file and hint
+        fits = message.split(". Cells that support it with these options: ", 1)[1].split(", ")
+        assert "rnn" in fits and not {"lstm", "gru", "simple", "indrnn"} & set(fits), fits
+        assert "remove one of them" not in message
+
+
+def test_a_reason_about_another_remedy_names_it_and_reads_as_a_clause() -> None:
+    with pytest.raises(IncompatibleError) as error:
+        _resolve({"name": "rnn"}, ["rescale", "clip"])
+    assert str(error.value) == (
+        "<config>, key remedies.0: remedy 'rescale' cannot be combined with 'clip': both rescale "
+        "the gradient, so the second undoes the first; remove one of them from remedies"
+    )
+    assert error.value.problem == str(error.value).split(": ", 1)[1].split("; remove")[0]
+
+
+def test_check_sees_the_resolved_cell_options_and_draws_nothing() -> None:
+    Orthogonal.seen.clear()
+    before = torch.random.get_rng_state()
+    with pytest.raises(IncompatibleError, match="cell 'indrnn' is not a square parameter"):
+        _resolve({"name": "indrnn", "hidden_size": 8, "recurrent_max": "auto"}, ["orthogonal"])
+    assert torch.equal(torch.random.get_rng_state(), before), "check shifted the run's weights"
+    name, params, hidden = Orthogonal.seen[0]
+    assert (name, hidden) == ("indrnn", 8)
+    assert params.recurrent_max == pytest.approx(2 ** (1 / 16))  # type: ignore[attr-defined]
+    # the instance is the same in the coordinator and in the worker: seeded, whatever came before
+    shape = rnnlab.CellShape("rnn", ElmanCell, ElmanCell.Params(), 8, TaskShape(AddingProblem()))
+    torch.manual_seed(1)
+    first = [p.detach().clone() for p in shape.build(input_size=1).parameters()]
+    torch.manual_seed(2)
+    again = list(shape.build(input_size=1).parameters())
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))

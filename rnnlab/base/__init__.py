@@ -18,15 +18,17 @@ from rnnlab.base._cell import (
     State,
     capability_problem,
 )
+from rnnlab.base._cellshape import CellShape
 from rnnlab.base._dataset import Dataset, TaskKind
 from rnnlab.base._params import Params
-from rnnlab.base._remedy import LayerTrace, Remedy
+from rnnlab.base._remedy import LayerTrace, Remedy, remedy_problem
 from rnnlab.base._taskshape import TaskShape
 from rnnlab.base._template import SPLITS, SeededDataset, split_seed
 
 __all__ = [
     "CAPABILITIES",
     "Cell",
+    "CellShape",
     "CellWrapper",
     "Dataset",
     "IdentityInit",
@@ -43,5 +45,6 @@ __all__ = [
     "TaskKind",
     "TaskShape",
     "capability_problem",
+    "remedy_problem",
     "split_seed",
 ]

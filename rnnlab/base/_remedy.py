@@ -3,9 +3,10 @@ and what it is compatible with."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -14,6 +15,7 @@ from rnnlab.base._cell import Cell, State
 from rnnlab.base._params import Params
 
 if TYPE_CHECKING:
+    from rnnlab.base._cellshape import CellShape
     from rnnlab.base._taskshape import TaskShape
 
 _Params = Params  # inside the class below, ``Params`` names the nested class attribute
@@ -45,8 +47,15 @@ class Remedy:
     the gradients after backward (``after_backward``).
     It declares what it is compatible with: ``requires`` lists cell capabilities it needs and
     ``conflicts`` names remedies it cannot be combined with; ``incompatibility`` may refine that,
-    and ``check`` may refine it further with the remedy's options and the task. An incompatible
-    combination is refused before anything trains.
+    and ``check`` may refine it further with the remedy's options, the task and the cell's
+    options (or a throwaway instance). An incompatible combination is refused before anything
+    trains (``rnnlab run``) or recorded as ``incompatible`` (sweeps).
+
+    A reason is a clause that reads after a colon, as in ``remedy 'x' is incompatible with cell
+    'y': <reason>``: lowercase, no final period, saying why and, where the remedy's options can
+    fix it, what to write. rnnlab adds the subject and the hint (remove one of two conflicting
+    remedies; the cells that support it), chosen by asking again: without the other remedies,
+    with the default options, and with each installed cell.
 
     One instance serves one model: ``build_model`` hands it every layer's cell, then the model
     (``apply_model``: register modules of the remedy's own there with ``model.add_module``), and
@@ -78,7 +87,7 @@ class Remedy:
             return f"needs a cell with {', '.join(missing)}, and cell '{cell_name}' has none"
         clash = sorted(cls.conflicts.intersection(remedies))
         if clash:
-            return f"cannot be combined with {', '.join(repr(c) for c in clash)}"
+            return f"{', '.join(repr(c) for c in clash)} is among its conflicts"
         return None
 
     @classmethod
@@ -93,10 +102,20 @@ class Remedy:
     ) -> str | None:
         """Why this remedy, with these options, cannot run on this cell and task; None if it can.
 
-        What ``config.resolve`` calls (a sweep records a reason as ``incompatible``); the default
-        is :meth:`incompatibility`. Override it when compatibility depends on the options or the
-        task (``residual`` through time on an additive cell); reading ``task`` builds the
-        dataset. A reason should say what to change.
+        What ``config.resolve`` calls; the default is :meth:`incompatibility`. Override it when
+        compatibility depends on the options, the task or the cell's options and weights
+        (``residual`` through time on an additive cell). ``task`` builds the dataset when a size
+        is read. An override that declares a seventh parameter ``cell: CellShape | None =
+        None`` is also handed the cell's :class:`CellShape` (its resolved ``params`` and
+        ``hidden_size``, and ``build()`` for a throwaway instance that leaves torch's random
+        stream alone); one without it keeps working.
+
+        It runs wherever a config is resolved: ``rnnlab run`` before training; a sweep's
+        coordinator for every grid point when the sweep starts (and ``--dry-run``), for each
+        sampled point as it is drawn, and each worker again before it trains its trial; and
+        once per installed cell when rnnlab lists the cells that support the remedy. So keep it
+        cheap and deterministic, and let it change nothing: no global random draws (use
+        ``cell.build()``), no files written, no GPU.
         """
         return cls.incompatibility(cell_name, cell_cls, remedies, layers)
 
@@ -141,3 +160,24 @@ class Remedy:
         :param grad_norm: the global gradient norm before any remedy touched the gradients.
         """
         return {}
+
+
+def takes_cell(check: object) -> bool:
+    """Whether a ``check`` (override) declares the ``cell`` parameter (or ``**kwargs``)."""
+    parameters = inspect.signature(check).parameters.values()  # type: ignore[arg-type]
+    return any(p.name == "cell" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def remedy_problem(
+    remedy: type[Remedy],
+    params: Params,
+    cell: CellShape,
+    remedies: Sequence[str],
+    layers: int,
+    task: TaskShape,
+) -> str | None:
+    """``remedy.check`` on this combination, handed ``cell`` when the override takes it."""
+    check: Any = remedy.check
+    extra = {"cell": cell} if takes_cell(check) else {}
+    reason: str | None = check(params, cell.name, cell.cls, remedies, layers, task, **extra)
+    return reason

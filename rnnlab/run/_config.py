@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rnnlab._names import NO_REMEDY
-from rnnlab.base import TaskShape
-from rnnlab.errors import ConfigError, IncompatibleError, RnnlabError, SetupError
+from rnnlab.base import CellShape, TaskShape
+from rnnlab.errors import ConfigError, RnnlabError, SetupError
+from rnnlab.run._compat import check_remedies
 from rnnlab.run._sources import Key, Source, apply_override, dotted, load_yaml
 
 if TYPE_CHECKING:
@@ -251,30 +252,8 @@ def resolve(source: Source, registry: Registry) -> ResolvedRun:
         if ref.name in names[:i]:
             raise source.error(("remedies", i), f"remedy {ref.name!r} is listed twice; keep one")
         remedies.append(_choose(source, registry, "remedy", ref, ("remedies", i), {"name"}))
-    layers = config.model.layers
-    for i, remedy in enumerate(remedies):
-        others = [n for n in names if n != remedy.name]
-        check = remedy.cls.check  # type: ignore[attr-defined]
-        reason = check(remedy.params, cell.name, cell.cls, others, layers, task)
-        if not reason:
-            continue
-        where = source.where(("remedies", i))
-        if check(remedy.params, cell.name, cell.cls, [], layers, task) is None:
-            raise IncompatibleError(
-                f"{where}: remedy {remedy.name!r} {reason}; remove one of them from remedies"
-            )
-        if remedy.cls.incompatibility(cell.name, cell.cls, [], layers) is None:  # type: ignore[attr-defined]
-            # the options or the task make it fail: the reason says what to change
-            raise IncompatibleError(
-                f"{where}: remedy {remedy.name!r} is incompatible with cell {cell.name!r} on "
-                f"dataset {dataset.name!r}: {reason}"
-            )
-        fits = _cells_supporting(registry, remedy, layers, task)
-        fix = f"; cells that support it: {', '.join(fits)}" if fits else ""
-        raise IncompatibleError(
-            f"{where}: remedy {remedy.name!r} is incompatible with cell {cell.name!r}: "
-            f"{reason}. Remove it from remedies or change the cell{fix}"
-        )
+    shape = CellShape(cell.name, cell.cls, cell.params, config.cell.hidden_size, task)
+    check_remedies(source, registry, dataset.name, shape, remedies, config.model.layers, task)
     _check_device(source, config.train.device)
     name = config.name or (source.path.stem if source.path else "rnnlab")
     return ResolvedRun(config, name, dataset, cell, tuple(remedies), source.name)
@@ -287,20 +266,6 @@ def _check_device(source: Source, device: str) -> None:
         resolve_device(device)
     except ConfigError as exc:
         raise source.error(("train", "device"), str(exc).removeprefix("train.device: ")) from None
-
-
-def _cells_supporting(
-    registry: Registry, remedy: PluginChoice, layers: int, task: TaskShape
-) -> list[str]:
-    fits = []
-    for name in registry.names("cell"):
-        try:
-            cls = registry.get("cell", name)
-        except ConfigError:  # a plugin's broken lazy reference: not a suggestion
-            continue
-        if remedy.cls.check(remedy.params, name, cls, [], layers, task) is None:  # type: ignore[attr-defined]
-            fits.append(name)
-    return fits
 
 
 def _make_dataset(dataset: PluginChoice, seed: int) -> Dataset:

@@ -186,9 +186,8 @@ class SweepPlan:
         key = point_key(values)
         try:
             return Point(values, key, point.data, resolve(point, self.registry))
-        except IncompatibleError as exc:
-            reason = str(exc).split(": remedy ", 1)[-1].split(". Remove", 1)[0]
-            return Point(values, key, point.data, None, f"remedy {reason}")
+        except IncompatibleError as exc:  # its problem: the reason without file, line and hint
+            return Point(values, key, point.data, None, exc.problem)
 
 
 def _assign(data: dict[str, Any], parts: Key, value: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from rnnlab.base import LayerTrace, Remedy, TaskKind
+from rnnlab.base import CellShape, LayerTrace, Remedy, TaskKind, TaskShape, remedy_problem
 from rnnlab.run import SequenceModel, build_model
 from rnnlab.testing._available import UNDER_TEST, installed_registry, needed, registry_with
 from rnnlab.testing._learning import LEARNABLE, Learnable, learning_run
@@ -67,6 +67,25 @@ class RemedyContract(Contract):
                 assert reason is not None or not missing, f"{name} lacks {sorted(missing)}"
             for other in self.remedy_cls.conflicts:
                 assert isinstance(self.remedy_cls.incompatibility(name, cell_cls, [other], 1), str)
+
+    def test_check_draws_nothing_and_answers_the_same_twice(self) -> None:
+        """``check`` runs for every grid point, in the coordinator and again in the worker: it
+        must give one answer, and leave torch's random stream (the run's initial weights) alone
+        (``cell.build()`` makes a throwaway cell without drawing from it)."""
+        params = self.params if self.params is not None else self.remedy_cls.Params()
+        registry, task = installed_registry(), TaskShape(Learnable())
+        for name in registry.names("cell"):
+            cls: Any = registry.get("cell", name)
+            cell = CellShape(name, cls, cls.resolve_params(cls.Params(), task), 4, task)
+            before = torch.random.get_rng_state()
+            answers = {remedy_problem(self.remedy_cls, params, cell, [], 1, task) for _ in "ab"}
+            assert torch.equal(torch.random.get_rng_state(), before), (
+                f"check on cell {name!r} drew from torch's global random stream, which shifts "
+                "the run's initial weights; build throwaway cells with cell.build()"
+            )
+            assert len(answers) == 1, f"check on cell {name!r} answered {answers}"
+            (reason,) = answers
+            assert reason is None or (isinstance(reason, str) and reason.strip()), reason
 
     @pytest.mark.parametrize("layers", [1, 2])
     def test_forward_backward_after_backward(self, layers: int) -> None:
