@@ -23,8 +23,8 @@ it, and fails when the claim holds (as a strict xfail would). The clipping test 
 the clipped runs moved their weights (a clip that zeroes the update never diverges either).
 About 2.5 minutes on an idle 2-core machine (measured; longer on a busy one), most of it the
 adding sweep's three LSTM runs. Fast tests (not marked slow) check that every profile is a valid
-sweep, the copy baseline's formula, and the pure pieces of the real-data section
-(docs/replication/).
+sweep, the copy baseline's formula, the pure pieces of the real-data section (docs/replication/),
+and that the page before issue 14 is quoted as its commit printed it.
 """
 
 from __future__ import annotations
@@ -205,3 +205,54 @@ def test_real_data_section_without_its_sweeps_says_not_run_yet(realdata, tmp_pat
     assert found == []
     assert text.count("**Not run yet**") == len(realdata.TASKS)
     assert "![" not in text  # no figure without measurements
+
+
+@pytest.fixture(scope="module")
+def previous(results: types.ModuleType) -> types.ModuleType:
+    """docs/replication/previous.py: the page before issue 14, quoted."""
+    return importlib.import_module("replication.previous")
+
+
+def test_the_page_before_issue_14_is_quoted_as_its_commit_printed_it(previous) -> None:
+    """Every verdict, failed criterion and figure docs/replication/previous.py quotes is on the
+    page of its commit, on the line the quote names."""
+    import subprocess
+
+    from replication.page import FINDINGS
+
+    shown = subprocess.run(
+        ["git", "show", f"{previous.COMMIT}:docs/results.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if shown.returncode != 0:
+        pytest.skip(f"no git history here: {shown.stderr.strip()}")
+    lines = shown.stdout.splitlines()
+
+    def on_a_line(start: str, value: str) -> bool:
+        return any(line.startswith(start) and value in line for line in lines)
+
+    numbers = {f.key: n for n, f in enumerate(FINDINGS, 1)}
+    for key, (verdict, met) in previous.VERDICTS.items():
+        title = FINDINGS[numbers[key] - 1].title
+        assert on_a_line(f"| {numbers[key]}. {title} |", f"**{verdict}** | {met} |"), key
+    assert set(previous.FAILED) <= set(numbers)
+    for key, texts in previous.FAILED.items():
+        for text in texts:
+            assert f"- ❌ {text}" in lines, (key, text)
+    for quote in previous.quotes():
+        assert on_a_line(quote.line, quote.value), quote
+
+
+def test_the_criteria_that_moved_since_issue_14_are_named(previous) -> None:
+    failed = list(previous.FAILED["digits"][:2])  # the IRNN criterion is met now
+    checks = [*failed, previous.FAILED["digits"][2], "LSTM loses accuracy ..."]
+    text = previous.changes("digits", failed, checks)
+    assert "met now and not then: IRNN loses accuracy" in text and "no longer met" not in text
+    lost = previous.changes("copy", ["something new", *previous.FAILED["copy"]], ["something new"])
+    assert "no longer met: something new" in lost
+    same = previous.changes("depth", list(previous.FAILED["depth"]), [])
+    assert "the same criteria are met (4 of 5)" in same
+    assert previous.changes("a finding added later", [], []) == ""
+    assert previous.verdict_then("a finding added later") == "-"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from replication import changes
 from replication.criteria import ADDING_BASELINE, AT_BASELINE, RATIO_GAP, SOLVED
 from replication.figures import colour, geometric_mean, pyplot, save
 from replication.parts import (
@@ -170,17 +171,12 @@ def _adding_figure(arms: dict[str, list[Trial]], lengths: list[int], name: str) 
 # --- 2. copy memory ----------------------------------------------------------------------------
 
 
-def _left_plateau(t: Trial) -> int | None:
-    """The first evaluated step at which the val MSE fell below SOLVED."""
-    return next((step for step, value in t.history if value < SOLVED), None)
-
-
 def adding_notes(sweeps: list[Sweep], result: Result) -> list[str]:
     notes = []
     lstm = [t for s in sweeps[:1] for t in s.pick(cell="lstm") if t.outcome == "completed"]
     if lstm:
         steps = ", ".join(
-            f"T={t.get('T')} s{t.seed}: {_left_plateau(t) or 'never'}"
+            f"T={t.get('T')} s{t.seed}: {changes.left_plateau(t) or 'never'}"
             for t in sorted(lstm, key=lambda t: (int(t.get("T")), t.seed))
         )
         notes.append(
@@ -208,15 +204,15 @@ def adding_notes(sweeps: list[Sweep], result: Result) -> list[str]:
             if t.outcome == "completed" and t.history
         )
         notes.append(
-            "The ReLU nets are sensitive to the learning rate: in our pilot runs at lr 1e-2 the "
-            "IRNN either stayed on the baseline or blew up (Arjovsky et al. report it unstable), "
-            "and a single IndRNN layer did not leave the baseline at lr 1e-3 or 1e-2; Li et al.'s "
-            "published adding code stacks two IndRNN layers, which adding-relu.yaml follows. At "
-            "lr 1e-3 with clipping both learn, but their val MSE swings between evaluations "
-            f"(best over the evaluations against the final value: {swings}); the criteria use "
-            "the final value, and Li et al. decay the learning rate, which the CPU profile does "
-            "not."
+            "The ReLU nets' settings come from pilot runs with torch's input initialisation "
+            "(before issue 14): at lr 1e-2 the IRNN either stayed on the baseline or blew up "
+            "(Arjovsky et al. report it unstable), and a single IndRNN layer did not leave the "
+            "baseline at lr 1e-3 or 1e-2; Li et al.'s published adding code stacks two IndRNN "
+            "layers, which adding-relu.yaml follows. Best over the evaluations against the "
+            f"final value: {swings}; the criteria use the final value, and Li et al. decay the "
+            "learning rate, which the CPU profile does not."
         )
+        notes.append(changes.input_init(sweeps[1], adding_arm))
     return notes
 
 

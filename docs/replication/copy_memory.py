@@ -12,6 +12,7 @@ from replication.parts import (
     Finding,
     Result,
     by_arm,
+    finite,
     held_out,
     mean,
     mean_std,
@@ -49,6 +50,7 @@ def copy(sweeps: list[Sweep], figure: str) -> Result:
                     f"{beaten} of {len(group)}",
                     target_ratio_text(group, first=True),
                     target_ratio_text(group),
+                    held_out(group, scale=1 / copy_baseline(T)),
                     held_out(group, "accuracy"),
                 ]
             )
@@ -62,6 +64,7 @@ def copy(sweeps: list[Sweep], figure: str) -> Result:
         "seeds beating",
         "recall-steps log10 ratio, init",
         "... at the end",
+        "test loss / baseline",
         "test recall accuracy",
     ]
     short, long = str(lengths[0]), str(lengths[-1])
@@ -151,14 +154,48 @@ def recall_gradient_note(s: Sweep) -> str:
             total = mean(t.first_ratio for t in group if t.first_ratio is not None)
             target = mean(v for v in (t.first_target_ratio for t in group) if v is not None)
             parts.append(f"{CELL_NAMES.get(cell, cell)} {target:.1f} (whole loss {total:+.2f})")
+    end = []
+    for cell in s.values("cell"):
+        group = [t for t in done if t.get("cell") == cell]
+        flatter = sum(abs(t.target_ratio) < abs(t.first_target_ratio or 0.0) for t in group)
+        end.append(
+            f"{CELL_NAMES.get(cell, cell)} "
+            + ", ".join(
+                f"T={T} {mean(t.target_ratio for t in group if t.get('T') == T):.1f}"
+                for T in sorted(s.values("T"), key=int)
+            )
+            + f" (flatter than at initialisation in {flatter} of {len(group)} runs)"
+        )
+    below = [t for t in done if t.loss < copy_baseline(int(t.get("T")))]
+    at = [t for t in done if t not in below]
     return (
         "The loss is averaged over every step, so ||dL/dh_t|| of the whole loss contains each "
         "step's own term and stays flat; the recall steps' loss alone shows how little of their "
         "gradient reaches the symbols to remember. Its log10 ||dL_target/dh_1|| / "
         "||dL_target/dh_T|| at initialisation, mean over every delay and seed: "
         + "; ".join(parts)
-        + "."
+        + ". At the end of training, mean over seeds: "
+        + "; ".join(end)
+        + f". The runs whose val loss ended below the memoryless baseline ({_runs(below)}) end "
+        f"with this ratio in {_span(below)}; those at or above it ({_runs(at)}) in {_span(at)}. "
+        "Before issue 14 rnnlab measured only the whole loss's curve, whose ratio near 0 hid "
+        "this."
     )
+
+
+def _runs(trials: list[Trial]) -> str:
+    """``7: LSTM 7`` (how many runs, and of which cells)."""
+    cells: dict[str, int] = {}
+    for t in trials:
+        name = CELL_NAMES.get(t.get("cell"), t.get("cell"))
+        cells[name] = cells.get(name, 0) + 1
+    return f"{len(trials)}: " + ", ".join(f"{k} {v}" for k, v in cells.items()) if trials else "0"
+
+
+def _span(trials: list[Trial]) -> str:
+    """``[-0.63, 0.08]``: the lowest and highest target log10 ratio at the end."""
+    values = finite(t.target_ratio for t in trials)
+    return f"[{min(values):.2g}, {max(values):.2g}]" if values else "-"
 
 
 FINDING = Finding(

@@ -4,7 +4,7 @@ the cost of the sweeps, and :func:`build_page`, which puts the findings' section
 
 from __future__ import annotations
 
-from replication import adding, clipping, copy_memory, depth, digits, gradflow, realdata
+from replication import adding, clipping, copy_memory, depth, digits, gradflow, previous, realdata
 from replication.criteria import AT_BASELINE, BEATS, FLAT, ORDER, RATIO_GAP, SOLVED
 from replication.parts import section, table
 from replication.reader import PROFILES, ROOT, STEMS, Sweep, load, planned
@@ -142,7 +142,14 @@ def timing(sweeps: dict[str, Sweep | None]) -> str:
 
 def summary(rows: list[list[str]], paper_run: bool) -> str:
     """The summary table of the verdicts, one row per finding."""
-    text = "## Summary\n\n" + table(["finding", "CPU profile", "verdict", "criteria met"], rows)
+    head = [
+        "finding",
+        "CPU profile",
+        "verdict",
+        "criteria met",
+        f"before issue 14 ({previous.COMMIT})",
+    ]
+    text = "## Summary\n\n" + table(head, rows)
     if not paper_run:
         text += (
             "\n\n**The paper-sized profiles have not been run yet**: the development machines "
@@ -161,16 +168,17 @@ def build_page(storage: str, tracking_uri: str | None) -> str:
         text, result = section(number, finding, measured, [paper[s] for s in finding.stems])
         sections.append(text)
         files = ", ".join(f"`{s}.yaml`" for s in finding.stems)
+        then = previous.verdict_then(finding.key)
         if result is None:
-            rows.append([f"{number}. {finding.title}", files, "not run", "-"])
+            rows.append([f"{number}. {finding.title}", files, "not run", "-", then])
             continue
         met = f"{sum(c.passed for c in result.checks)} of {len(result.checks)}"
-        rows.append([f"{number}. {finding.title}", files, f"**{result.verdict}**", met])
+        rows.append([f"{number}. {finding.title}", files, f"**{result.verdict}**", met, then])
     text, examples = realdata.section(REAL, storage, tracking_uri)
     sections.append(text)
     files = ", ".join(f"`{t.stem}.yaml`" for t in realdata.TASKS)
     ran = f"{realdata.VERDICT}" + ("" if examples else " (not run yet)")
-    rows.append([f"{REAL}. {realdata.TITLE}", files, ran, "-"])
+    rows.append([f"{REAL}. {realdata.TITLE}", files, ran, "-", "-"])
     paper_run = any(p is not None and p.trials for p in paper.values())
     parts = [HEADER, summary(rows, paper_run), "", commands(), *sections, TOLERANCES, timing(cpu)]
     return "\n".join(parts)

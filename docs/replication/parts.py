@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from replication import previous
 from replication.reader import PROFILES, Sweep, Trial, planned
 
 CELL_NAMES = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "indrnn": "IndRNN"}
@@ -235,7 +236,10 @@ def section(
         f"{len(result.checks)} criteria met.{reason}",
         "",
     ]
-    notes = finding.notes(present, result)
+    since = previous.changes(finding.key, failed, [c.text for c in result.checks])
+    if since:
+        out += [since, ""]
+    notes = [n for n in finding.notes(present, result) if n]  # "": nothing to say
     if notes:
         out += ["**What we found.**", "", *[f"{n}\n" for n in notes]]
     out += [_paper_part(finding, paper), ""]

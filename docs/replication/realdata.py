@@ -21,17 +21,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from replication import changes
 from replication.criteria import FLAT
 from replication.figures import colour, geometric_mean, pyplot, save
-from replication.parts import (
-    CELL_NAMES,
-    finite,
-    mean,
-    mean_std,
-    settings,
-    spearman,
-    table,
-)
+from replication.parts import CELL_NAMES, finite, mean, mean_std, settings, spearman, table
 from replication.reader import ROOT, Sweep, Trial, load, planned, plugin_manager
 from rnnlab._names import TARGET_LOG10_RATIO
 
@@ -219,7 +212,7 @@ def task_notes(task: Task, s: Sweep, base: dict[str, float]) -> list[str]:
         notes.append(gradient_note(s, loss, ratio, best))
     if target and any(abs(target[a] - ratio.get(a, math.nan)) > 1e-6 for a in target):
         notes.append(target_note(loss, ratio, target))
-    return notes
+    return [*notes, changes.layernorm(task.stem, s)]
 
 
 def target_note(loss: dict[Arm, float], ratio: dict[Arm, float], target: dict[Arm, float]) -> str:
@@ -393,7 +386,7 @@ def section(number: int, storage: str, tracking_uri: str | None) -> tuple[str, l
         base = baseline(shown)
         measured.append((task, shown, base))
         out += [task_table(task, shown, base), ""]
-        out += [f"{n}\n" for n in task_notes(task, shown, base)]
+        out += [f"{n}\n" for n in task_notes(task, shown, base) if n]
     if measured:
         out += [f"![{TITLE}](results/{figure(measured, 'realdata.png')})", ""]
     return "\n".join(out), found
