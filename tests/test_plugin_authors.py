@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 from click.testing import CliRunner
+from pydantic import ValidationInfo, field_validator, model_validator
 from rnnlab_cells.twins import ElmanCell
 from rnnlab_remedies.clip import GradientClipping
 from rnnlab_tasks.adding import AddingProblem
@@ -19,7 +20,7 @@ from rnnlab.base import TaskShape
 from rnnlab.cli import cli
 from rnnlab.errors import ConfigError, IncompatibleError, PluginError
 from rnnlab.plugins import make_plugin_manager
-from rnnlab.run import Source, resolve
+from rnnlab.run import Source, load_run_config, resolve
 from rnnlab.testing import (
     DatasetContract,
     PluginSkipWarning,
@@ -232,3 +233,77 @@ def test_check_sees_the_resolved_cell_options_and_draws_nothing() -> None:
     torch.manual_seed(2)
     again = list(shape.build(input_size=1).parameters())
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+# --- options that depend on each other; a sweep file given to `rnnlab run` (items 9, 10) -----
+
+
+class Window(rnnlab.Remedy):
+    """Two options checked together, both ways docs/plugins.md shows."""
+
+    class Params(rnnlab.Params):
+        low: int = 1
+        high: int = 4
+        width: int = 2
+
+        @field_validator("high")
+        @classmethod
+        def _above_low(cls, high: int, info: ValidationInfo) -> int:
+            low = info.data.get("low")  # the options declared before this one, validated
+            if low is not None and high <= low:
+                raise ValueError(f"must be above low ({low}); raise high or lower low")
+            return high
+
+        @model_validator(mode="after")
+        def _fits(self) -> Window.Params:
+            if self.width > self.high - self.low:
+                raise ValueError("width must fit between low and high")
+            return self
+
+
+def test_a_check_across_options_points_at_the_key_and_its_line(write_config) -> None:
+    registry = registry_with("remedy", Window, name="window")
+    base = (
+        "dataset: {name: adding, seq_len: 10}\n"
+        "cell: {name: rnn, hidden_size: 8}\n"
+        "remedies:\n"
+        "  - name: window\n"
+    )
+    path = write_config(base + "    low: 5\n    high: 3\n")
+    with pytest.raises(ConfigError) as error:
+        load_run_config(path, registry)
+    assert str(error.value) == (
+        f"{path}, line 6, key remedies.0.high: must be above low (5); raise high or lower low "
+        "(got 3)"
+    )
+    path = write_config(base + "    width: 9\n")
+    with pytest.raises(ConfigError) as error:
+        load_run_config(path, registry)
+    said = "width must fit between low and high"  # no "Value error, ", no mapping
+    assert str(error.value) == f"{path}, line 4, key remedies.0: {said}"
+
+
+def test_rnnlab_run_given_a_sweep_file_says_to_use_rnnlab_sweep(write_config) -> None:
+    path = write_config(
+        "dataset: {name: adding}\ncell: {name: rnn}\nsweep:\n  space: {train.lr: [0.1]}\n",
+        name="grid.yaml",
+    )
+    result = CliRunner().invoke(cli, ["run", str(path)])
+    assert result.exit_code == 2
+    assert f"Error: {path}, line 3, key sweep: this is a sweep file" in result.output
+    assert f"run it with `rnnlab sweep {path}`" in result.output
+    assert "Did you mean" not in result.output
+
+
+def test_the_dry_run_tells_the_threads_a_trial_will_get(write_config, monkeypatch) -> None:
+    monkeypatch.setattr("rnnlab.sweep._workers.cpu_cores", lambda: 4)
+    sweep = (
+        "dataset: {name: adding, seq_len: 10}\ncell: {name: rnn, hidden_size: 8}\n"
+        "train: {steps: 4, device: cpu%s}\nsweep: {workers: 1, space: {train.lr: [0.1, 0.2]}}\n"
+    )
+    for threads, said in (("", "(4 torch thread(s) each)"), (", threads: 1", "(1 torch")):
+        path = write_config(sweep % threads, name="threads.yaml")
+        result = CliRunner().invoke(cli, ["sweep", str(path), "--dry-run"])
+        assert result.exit_code == 0, result.output
+        assert f"slots: cpu 0 {said}" in result.output, result.output
+    assert "slots: cpu 0 (1 torch thread(s) (train.threads) each)" in result.output

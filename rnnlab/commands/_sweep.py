@@ -24,6 +24,15 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _threads(plan: SweepPlan, slots: list[Slot]) -> str:
+    """The torch threads a trial gets: its ``train.threads`` when set (train() applies it after
+    the worker's share of the cores), else the slot's share."""
+    runs = [p.run for p in plan.points if p.run is not None] or [plan.base]
+    counts = sorted({r.config.train.threads or slots[0].threads for r in runs})
+    given = " (train.threads)" if any(r.config.train.threads for r in runs) else ""
+    return f"{' or '.join(map(str, counts))} torch thread(s){given}"
+
+
 def print_plan(plan: SweepPlan, slots: list[Slot], storage: str) -> None:
     """Every combination, how many trials, the slots: ``--dry-run``."""
     from rnnlab.sweep import describe_space
@@ -55,9 +64,7 @@ def print_plan(plan: SweepPlan, slots: list[Slot], storage: str) -> None:
             f"{section.trials} sampled configurations x {len(section.seeds)} seeds "
             f"= {plan.total} trials"
         )
-    click.echo(
-        f"slots: {', '.join(s.label() for s in slots)} ({slots[0].threads} torch thread(s) each)"
-    )
+    click.echo(f"slots: {', '.join(s.label() for s in slots)} ({_threads(plan, slots)} each)")
     click.echo(f"optuna storage: {storage}")
     click.echo("dry run: nothing was started")
 

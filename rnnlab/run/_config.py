@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from rnnlab.plugins import Registry
 
 
+SWEEP_SECTION = "sweep"  # the key that makes a run config a sweep file (docs/sweeps.md)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -198,6 +201,9 @@ def pydantic_errors(
                 msg += f". Did you mean {close[0]!r}?"
         elif err["type"] == "missing":
             msg = f"required key {dotted(key)!r} is missing; add it"
+        elif err["type"] == "value_error" and isinstance(err.get("input"), dict):
+            # a check across options (a model_validator): the section, not its whole mapping
+            msg = f"{err['msg'].removeprefix('Value error, ')}"
         else:  # pydantic's "Value error, " prefix says nothing to the user
             msg = f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
         lines.append(f"{source.where(key)}: {msg}")
@@ -217,6 +223,13 @@ def _fields_at(model: type, loc: tuple[Any, ...]) -> list[str]:
 
 
 def parse_run_config(source: Source) -> RunConfig:
+    if isinstance(source.data, dict) and SWEEP_SECTION in source.data:  # not "Did you mean 'seed'"
+        path = source.path if source.path is not None else "FILE"
+        raise source.error(
+            (SWEEP_SECTION,),
+            f"this is a sweep file (it has a `{SWEEP_SECTION}:` section): run it with "
+            f"`rnnlab sweep {path}`, or remove the section to train its base config alone",
+        )
     try:
         return RunConfig.model_validate(source.data)
     except ValidationError as exc:
