@@ -16,10 +16,12 @@ and ``experiments/chars.yaml``, run into the same storage, give a descriptive se
 sequences. The work is done by the package beside this script, docs/replication/ (its
 ``__init__`` maps the modules); this file parses the command line and re-exports what
 tests/test_replications.py uses: the reader :func:`load`, ``STEMS``, and the pure functions
-:func:`divergence_rate`, :func:`init_ratios` and :func:`copy_baseline`. One investigation is not
-a sweep: :func:`replication.gradflow.batchnorm_mechanism` rebuilds the gradflow profile's tanh
+:func:`divergence_rate`, :func:`init_ratios` and :func:`copy_baseline`. Two investigations are
+not sweeps: :func:`replication.gradflow.batchnorm_mechanism` rebuilds the gradflow profile's tanh
 RNN with rnnlab's model and probe (one forward and backward pass per seed) to separate the two
-effects of batch-norm's gamma; it takes a few seconds.
+effects of batch-norm's gamma, and :func:`replication.changes.init_start` measures the IRNN and
+IndRNN of adding-relu.yaml at initialisation with either input initialisation; each takes a few
+seconds.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@
   :mod:`~replication.clipping`, :mod:`~replication.gradflow`, :mod:`~replication.depth`.
 - :mod:`replication.realdata`: the descriptive section on the example sweeps
   (experiments/forecast.yaml, experiments/chars.yaml): no paper claim, no verdict.
+- :mod:`replication.previous`: the page before issue 14's corrections, quoted (its verdicts, the
+  criteria it did not meet, the figures that moved); :mod:`replication.changes`: the "What
+  changed since" notes of the findings whose results moved. A finding added later needs neither.
 - :mod:`replication.page`: the header, commands, summary, tolerances and cost, and
   :func:`~replication.page.build_page`.
 """
