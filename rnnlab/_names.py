@@ -49,8 +49,11 @@ TAG_SWEEP, TAG_TRIAL, TAG_HOST, TAG_SLOT = (
 """A sweep's runs: the study's name, the trial's number, the coordinator's host, the slot."""
 TAG_REASON = "rnnlab.reason"
 """Why a trial's run is incompatible, or why the coordinator ended it."""
-TAG_ROLE, ROLE_SWEEP = "rnnlab.role", "sweep"
-"""The tag, and its value, that mark a sweep's parent run."""
+TAG_ROLE, ROLE_SWEEP, ROLE_TRIAL = "rnnlab.role", "sweep", "trial"
+"""The tag that says what a sweep's run is: its parent run (``sweep``) or a trial's child run
+(``trial``, every one, trained or not)."""
+NO_SLOT = "none"
+"""TAG_SLOT of a trial's run that no slot took (an incompatible point)."""
 MLFLOW_PARENT = "mlflow.parentRunId"
 """MLflow's own tag that nests a trial's run under the sweep's parent run."""
 NO_REMEDY = "none"

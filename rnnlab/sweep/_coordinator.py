@@ -232,9 +232,14 @@ class Sweep:
 
     def _handle(self, worker: Worker, active: Active, message: FromWorker) -> None:
         match message:
-            case Started(experiment, run_name, tags, params):
-                tags = {**tags, **trialruns.trial_tags(self.study.name, active.task, worker.slot)}
-                active.tracker.start(experiment, run_name, tags, params)
+            case Started(experiment, _, tags, params):  # one name scheme for every child run
+                source = self.plan.source.name
+                tags = {
+                    **tags,
+                    **trialruns.trial_tags(self.study.name, active.task, worker.slot, source),
+                }
+                name = trialruns.trial_run_name(active.task, active.label)
+                active.tracker.start(experiment, name, tags, params)
                 active.run_started = True
                 self.study.note(active.task, RUN_ID, active.tracker.run_id)
             case Metrics(points):
@@ -285,7 +290,13 @@ class Sweep:
 
     def _start_bare_run(self, active: Active, slot: Slot | None) -> None:
         trialruns.start_bare_run(
-            active.tracker, self.plan.name, self.study.name, active.task, active.label, slot
+            active.tracker,
+            self.plan.name,
+            self.study.name,
+            active.task,
+            active.label,
+            slot,
+            self.plan.source.name,
         )
         active.run_started = True
         self.study.note(active.task, RUN_ID, active.tracker.run_id)

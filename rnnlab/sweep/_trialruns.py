@@ -15,15 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 from rnnlab._names import (
     FAILED,
+    NO_SLOT,
     OUTCOME,
     OWNER,
+    ROLE_TRIAL,
     RUN_ID,
     TAG_HOST,
     TAG_REASON,
+    TAG_ROLE,
     TAG_SLOT,
+    TAG_SOURCE,
     TAG_SWEEP,
     TAG_TRIAL,
+    TAG_VERSION,
     TRACEBACK_FILE,
+    VERSION,
     run_tags,
 )
 from rnnlab.run import MlflowTracker, running_runs
@@ -35,16 +41,23 @@ if TYPE_CHECKING:
     from rnnlab.sweep._workers import Slot
 
 
-def trial_tags(study_name: str, task: Task, slot: Slot | None) -> dict[str, str]:
-    """The tags that tie a child run to its sweep, trial, machine and slot."""
-    tags = {
+def trial_tags(study_name: str, task: Task, slot: Slot | None, source: str) -> dict[str, str]:
+    """The tags that tie a child run to its sweep, trial, machine and slot, on every child run
+    (trained or not): ``rnnlab.role=trial``, the sweep file as its source, rnnlab's version."""
+    return {
+        TAG_ROLE: ROLE_TRIAL,
         TAG_SWEEP: study_name,
         TAG_TRIAL: str(task.trial.number),
         TAG_HOST: socket.gethostname(),
+        TAG_SLOT: slot.label() if slot is not None else NO_SLOT,
+        TAG_SOURCE: source,  # the sweep file: a worker's run config has no file of its own
+        TAG_VERSION: VERSION,
     }
-    if slot is not None:
-        tags[TAG_SLOT] = slot.label()
-    return tags
+
+
+def trial_run_name(task: Task, label: str) -> str:
+    """Every child run's name, trained or not: ``trial 3: cell.name=lstm remedies=clip s0``."""
+    return f"trial {task.trial.number}: {label}"
 
 
 def _remedy_names(data: dict[str, Any]) -> list[str]:
@@ -60,6 +73,7 @@ def start_bare_run(
     task: Task,
     label: str,
     slot: Slot | None,
+    source: str,
 ) -> None:
     """Open ``task``'s run with the tags ``train()`` would have given it, from the raw point."""
     data = task.point.data
@@ -67,10 +81,10 @@ def start_bare_run(
     device = slot.label() if slot else "none"  # never trained: the slot it was given, if any
     tags = {
         **run_tags(cell, dataset, _remedy_names(data), task.seed, device),
-        **trial_tags(study_name, task, slot),
+        **trial_tags(study_name, task, slot, source),
     }
     params = {k: str(v) for k, v in task.point.labels().items()}
-    tracker.start(experiment, f"trial {task.trial.number}: {label}", tags, params)
+    tracker.start(experiment, trial_run_name(task, label), tags, params)
 
 
 def fail_run(tracker: MlflowTracker, message: str) -> None:
