@@ -3,8 +3,10 @@ broken plugin and RNNLAB_LOAD_PLUGINS, and the messages a plugin's mistakes get.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -22,6 +24,7 @@ from rnnlab.errors import ConfigError, IncompatibleError, PluginError
 from rnnlab.plugins import make_plugin_manager
 from rnnlab.run import Source, load_run_config, resolve
 from rnnlab.testing import (
+    CellContract,
     DatasetContract,
     PluginSkipWarning,
     RemedyContract,
@@ -307,3 +310,53 @@ def test_the_dry_run_tells_the_threads_a_trial_will_get(write_config, monkeypatc
         assert result.exit_code == 0, result.output
         assert f"slots: cpu 0 {said}" in result.output, result.output
     assert "slots: cpu 0 (1 torch thread(s) (train.threads) each)" in result.output
+
+
+# --- docs/plugins.md's tables of the suites cannot drift (item 6) ------------------------------
+
+SUITES = {s.__name__: s for s in (CellContract, DatasetContract, RemedyContract)}
+
+
+def _table(heading: str) -> dict[str, list[str]]:
+    """The rows (first cell's name -> the other cells) of the docs table that starts with
+    ``heading``."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    block = text.split(f"\n{heading}\n|---", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in block.splitlines()[1:]]
+    return {row[0].strip(" `"): [cell.strip() for cell in row[1:]] for row in rows}
+
+
+def _suites(cell: str) -> set[str]:
+    return set(SUITES) if cell == "all three" else {s.strip(" `") for s in cell.split(",")}
+
+
+def test_the_table_of_tuning_attributes_is_every_suite_attribute_it_uses() -> None:
+    documented = _table("| attribute | suites | default | what it sets |")
+    real: dict[str, set[str]] = {}
+    defaults: dict[str, str] = {}
+    for name, suite in SUITES.items():
+        source = inspect.getsource(suite)
+        for klass in suite.__mro__:
+            if not klass.__module__.startswith("rnnlab.testing"):
+                continue
+            for attribute in inspect.get_annotations(klass):
+                if f"self.{attribute}" in source:  # an attribute the suite reads
+                    real.setdefault(attribute, set()).add(name)
+                    value = getattr(suite, attribute, None)
+                    shown = "required" if not hasattr(suite, attribute) else f"`{value!r}`"
+                    defaults[attribute] = shown
+    assert sorted(documented) == sorted(real), "docs/plugins.md's attribute table"
+    for attribute, (suites, default, _) in documented.items():
+        assert _suites(suites) == real[attribute], attribute
+        assert default == defaults[attribute], attribute
+
+
+def test_the_table_of_tests_is_every_test_of_the_suites() -> None:
+    documented = _table("| test | suites | checks; a plugin fails it when |")
+    real: dict[str, set[str]] = {}
+    for name, suite in SUITES.items():
+        for test in (n for n in dir(suite) if n.startswith("test_")):
+            real.setdefault(test, set()).add(name)
+    assert sorted(documented) == sorted(real), "docs/plugins.md's table of the suites' tests"
+    for test, (suites, _) in documented.items():
+        assert _suites(suites) == real[test], test

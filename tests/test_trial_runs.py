@@ -73,6 +73,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         assert result.exit_code == 0, result.output
         client = MlflowClient(uri)
         experiment = client.get_experiment_by_name("tagged")
+        assert experiment is not None
         runs = client.search_runs([experiment.experiment_id], max_results=100)
         snippet = _snippet()
         found: dict[str, Any] = {"print": lambda *a: None}

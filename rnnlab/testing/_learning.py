@@ -51,12 +51,13 @@ class Learnable(Dataset):
         seq_len: int = Field(5, ge=1)
         val_size: int = Field(64, gt=0)
 
+    params: Params
     kind = TaskKind.REGRESSION_LAST
 
     def __init__(self, params: rnnlab.Params | None = None, seed: int = 0) -> None:
         super().__init__(params, seed)
         self.input_size, self.output_size = 2, 1
-        self.seq_len = int(self.params.seq_len)  # type: ignore[attr-defined]
+        self.seq_len = int(self.params.seq_len)
 
     def _draw(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         x = 0.5 * torch.randn(self.seq_len, n, self.input_size, generator=generator)
@@ -67,7 +68,7 @@ class Learnable(Dataset):
             generator = torch.Generator().manual_seed(self.seed)
             while True:
                 yield self._draw(batch_size, generator)
-        size = int(self.params.val_size)  # type: ignore[attr-defined]
+        size = int(self.params.val_size)
         stream = {"val": 1, "test": 2}[split]
         x, y = self._draw(size, torch.Generator().manual_seed(1_000_003 * stream + self.seed))
         for start in range(0, size, batch_size):
