@@ -77,15 +77,14 @@ def declared(cls: Any) -> dict[str, str]:
     state = cell.init_state(2)
     names = {1: "one vector", 2: "two vectors", 3: "three vectors"}
     weight = cell.recurrent_weight()
-    groups = getattr(cell, "lr_groups", None)
-    group_text = "none"
-    if callable(groups):
-        found = groups()
-        group_text = ", ".join(
+    group_text = (
+        ", ".join(
             f"`{name}` ({len(params)} parameter{'s' if len(params) != 1 else ''} at "
-            f"{factor:g} x the run's rate)"
-            for name, (factor, params) in found.items()
+            f"{factor:g} x the run's rate; `train.lr_groups.{name}` sets it)"
+            for name, (factor, params) in cell.lr_groups().items()
         )
+        or "none"
+    )
     return {
         "state": names.get(len(state), f"{len(state)} vectors"),
         "additive": "yes" if cls.additive else "no",

@@ -83,8 +83,8 @@ class ExpRNNCell(rnnlab.Cell):
         orthogonal_lr_factor: float = Field(
             0.1,
             gt=0,
-            description="learning rate of A relative to the run's (the paper: 7e-5 / 7e-4); "
-            "declared by lr_groups(), applied once the optimizer uses it",
+            description="learning rate of A relative to the run's (the paper: 7e-5 / 7e-4), "
+            "the group 'orthogonal' of lr_groups(); train.lr_groups.orthogonal overrides it",
         )
 
     params: Params
@@ -117,8 +117,9 @@ class ExpRNNCell(rnnlab.Cell):
 
         ``{"orthogonal": (orthogonal_lr_factor, [X])}``: X parametrises B, and the paper trains
         it at a tenth of the other parameters' rate (RMSprop 7e-4 / 7e-5 on sMNIST, 2e-4 /
-        2e-5 on copy). Every parameter not listed keeps the run's rate. rnnlab's optimizer does
-        not read this yet: until it does, every parameter trains at the run's rate.
+        2e-5 on copy). Every parameter not listed keeps the run's rate; ``train.lr_groups``
+        may set this group's factor (``orthogonal: 0.1``) or rate (``orthogonal: {lr: 2e-5}``)
+        instead (rnnlab/run/_optim.py builds the optimizer's groups from it).
         """
         return {ORTHOGONAL_GROUP: (self.params.orthogonal_lr_factor, [self.skew])}
 

@@ -112,6 +112,13 @@ class Cell(nn.Module):
           layers, never inside the recurrence (Li et al. 2018 for IndRNN, whose bounded u a
           normaliser inside would cancel); takes precedence over ``"normalize"``.
 
+    Learning-rate groups: ``lr_groups()`` returns ``{name: (factor, [parameters])}``, parameters
+    to train at ``factor`` x the run's rate (expRNN's ``orthogonal``: its skew-symmetric A at
+    0.1, as the paper trains it); ``lr_group_names`` lists the names at class level, which
+    ``train.lr_groups`` is checked against (it may set each group's factor or rate). A
+    parameter belongs to at most one group; the rest train at ``train.lr`` (rnnlab/run/_optim.py,
+    docs/plugins.md).
+
     ``additive = True`` declares that the update already carries the previous state through a
     sum or an interpolation (LSTM's c_t = f c_{t-1} + i g, GRU's z h_{t-1} + (1 - z) n): a
     residual connection through time would count it twice, so ``residual`` refuses the cell.
@@ -120,6 +127,8 @@ class Cell(nn.Module):
     Params: ClassVar[type[Params]] = Params
     capabilities: ClassVar[frozenset[str]] = frozenset()
     additive: ClassVar[bool] = False
+    lr_group_names: ClassVar[tuple[str, ...]] = ()
+    """The groups ``lr_groups()`` returns, known before any cell is made (config checks)."""
 
     def __init__(self, input_size: int, hidden_size: int, params: _Params | None = None) -> None:
         super().__init__()
@@ -171,6 +180,12 @@ class Cell(nn.Module):
     def constrain(self) -> None:
         """Called after every optimizer step: enforce parameter constraints in place."""
 
+    def lr_groups(self) -> Mapping[str, tuple[float, list[nn.Parameter]]]:
+        """``{group: (factor, parameters)}``: parameters to train at ``factor`` x the run's
+        learning rate unless ``train.lr_groups`` sets the group's rate; the names are those of
+        ``lr_group_names``, and no parameter is in two groups. Default: none."""
+        return {}
+
 
 class CellWrapper(Cell):
     """A cell around another cell (residual, gating, ...). No fused path: the wrapper must run."""
@@ -201,3 +216,6 @@ class CellWrapper(Cell):
 
     def constrain(self) -> None:
         self.inner.constrain()
+
+    def lr_groups(self) -> Mapping[str, tuple[float, list[nn.Parameter]]]:
+        return self.inner.lr_groups()

@@ -18,6 +18,7 @@ _MODULES = {
     "_config": (
         "CellConfig",
         "DatasetConfig",
+        "GroupLr",
         "ModelConfig",
         "PluginChoice",
         "RemedyConfig",
@@ -43,7 +44,8 @@ _MODULES = {
     ),
     "_evaluation": ("Selection", "evaluate", "nonfinite", "weight_metrics"),
     "_result": ("Progress", "RunResult", "summary_line"),
-    "_train": ("build", "loss_terms", "make_optimizer", "prepare_process", "train"),
+    "_optim": ("make_optimizer", "param_groups"),
+    "_train": ("build", "loss_terms", "prepare_process", "train"),
     "_tracking": ("MlflowTracker", "NullTracker", "Tracker", "running_runs"),
     "_artifacts": ("remedy_label", "run_name", "tags"),
     "_figures": ("FLOOR", "TARGET", "TOTAL", "flow_curves", "flow_heatmap", "pyplot"),
@@ -55,6 +57,7 @@ __all__ = [
     "FLOOR",
     "FlowRecorder",
     "FlowSummary",
+    "GroupLr",
     "Key",
     "MlflowTracker",
     "ModelConfig",
@@ -89,6 +92,7 @@ __all__ = [
     "loss_terms",
     "make_optimizer",
     "nonfinite",
+    "param_groups",
     "parse_run_config",
     "prepare_process",
     "pydantic_errors",
@@ -112,6 +116,7 @@ if TYPE_CHECKING:
     from rnnlab.run._config import (
         CellConfig,
         DatasetConfig,
+        GroupLr,
         ModelConfig,
         PluginChoice,
         RemedyConfig,
@@ -140,7 +145,8 @@ if TYPE_CHECKING:
     from rnnlab.run._result import Progress, RunResult, summary_line
     from rnnlab.run._sources import Key, Source, apply_override, dotted, load_yaml
     from rnnlab.run._tracking import MlflowTracker, NullTracker, Tracker, running_runs
-    from rnnlab.run._train import build, loss_terms, make_optimizer, prepare_process, train
+    from rnnlab.run._optim import make_optimizer, param_groups
+    from rnnlab.run._train import build, loss_terms, prepare_process, train
 else:
 
     def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -59,6 +59,12 @@ class ModelConfig(_Strict):
     layers: int = Field(1, ge=1, description="stacked recurrent layers")
 
 
+class GroupLr(_Strict):
+    """A learning-rate group's own rate (``train.lr_groups.NAME: {lr: X}``)."""
+
+    lr: float = Field(gt=0, description="the group's learning rate itself")
+
+
 class TrainConfig(_Strict):
     steps: int = Field(2000, gt=0, description="optimizer steps")
     batch_size: int = Field(64, gt=0)
@@ -73,6 +79,12 @@ class TrainConfig(_Strict):
         "Cooijmans et al. 2016 used 0.9); ignored by adam and sgd",
     )
     weight_decay: float = Field(0.0, ge=0)
+    lr_groups: dict[str, Annotated[float, Field(gt=0)] | GroupLr] = Field(
+        default_factory=dict,
+        description="learning rate per parameter group (rnnlab/run/_optim.py): NAME: factor "
+        "(of lr) or NAME: {lr: X}; NAME is a group the cell declares (exprnn: orthogonal) or "
+        "readout (the head)",
+    )
     eval_every: int = Field(100, gt=0, description="validate every N steps (and at 0 and the end)")
     probe_every: int = Field(100, ge=0, description="gradient-flow probe every N steps; 0 = never")
     log_every: int = Field(
@@ -268,6 +280,7 @@ def resolve(source: Source, registry: Registry) -> ResolvedRun:
     shape = CellShape(cell.name, cell.cls, cell.params, config.cell.hidden_size, task)
     check_remedies(source, registry, dataset.name, shape, remedies, config.model.layers, task)
     _check_device(source, config.train.device)
+    _check_lr_groups(source, cell, config.train.lr_groups)
     name = config.name or (source.path.stem if source.path else "rnnlab")
     return ResolvedRun(config, name, dataset, cell, tuple(remedies), source.name)
 
@@ -279,6 +292,37 @@ def _check_device(source: Source, device: str) -> None:
         resolve_device(device)
     except ConfigError as exc:
         raise source.error(("train", "device"), str(exc).removeprefix("train.device: ")) from None
+
+
+DEFAULT_GROUP = "default"
+"""The learning-rate group of every parameter no other group takes; trains at ``train.lr``."""
+READOUT_GROUP = "readout"
+"""The model's linear head, a learning-rate group for any cell."""
+MODEL_GROUPS = (READOUT_GROUP,)
+"""The learning-rate groups the model itself offers, besides those a cell declares."""
+
+
+def known_groups(cell_cls: type) -> list[str]:
+    """The group names ``train.lr_groups`` may use with ``cell_cls``: the cell's declared
+    ``lr_group_names`` and the model's (``readout``); rnnlab/run/_optim.py builds them."""
+    return [*getattr(cell_cls, "lr_group_names", ()), *MODEL_GROUPS]
+
+
+def _check_lr_groups(source: Source, cell: PluginChoice, wanted: dict[str, Any]) -> None:
+    """Refuse a ``train.lr_groups`` key that is no group of this cell or of the model."""
+    known = known_groups(cell.cls)
+    for name in wanted:
+        if name in known:
+            continue
+        message = (
+            f"unknown learning-rate group {name!r} for cell {cell.name!r}; its groups are "
+            f"{', '.join(repr(k) for k in known)} (a cell declares its own in lr_group_names; "
+            f"{DEFAULT_GROUP!r}, everything else, is train.lr itself)"
+        )
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        if close:
+            message += f". Did you mean {close[0]!r}?"
+        raise source.error(("train", "lr_groups", name), message)
 
 
 def _make_dataset(dataset: PluginChoice, seed: int) -> Dataset:

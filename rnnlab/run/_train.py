@@ -37,6 +37,7 @@ from rnnlab.run._config import ResolvedRun
 from rnnlab.run._devices import describe_device, resolve_device
 from rnnlab.run._evaluation import Selection, evaluate, nonfinite, weight_metrics
 from rnnlab.run._model import SequenceModel, build_model
+from rnnlab.run._optim import make_optimizer  # train.lr_groups: the optimizer's groups
 from rnnlab.run._probe import FlowRecorder, flow_metrics, target_gradients
 from rnnlab.run._result import Progress, RunResult
 from rnnlab.run._tracking import NullTracker, Tracker
@@ -93,18 +94,6 @@ def build(run: ResolvedRun, device: torch.device) -> tuple[Dataset, list[Remedy]
     except Exception as exc:
         raise SetupError(f"{stage} failed to build: {type(exc).__name__}: {exc}") from exc
     return dataset, remedies, model
-
-
-def make_optimizer(model: SequenceModel, run: ResolvedRun) -> torch.optim.Optimizer:
-    t = run.config.train
-    params = list(model.parameters())
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    if t.optimizer == "rmsprop":
-        return torch.optim.RMSprop(
-            params, lr=t.lr, alpha=t.rmsprop_alpha, momentum=t.momentum, weight_decay=t.weight_decay
-        )
-    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
 def param_metrics(names: list[str], norms: Sequence[Tensor]) -> dict[str, float]:
