@@ -39,7 +39,8 @@ it declares to the rest of rnnlab:
 - *additive*: the update already carries the previous state (a sum or an interpolation), so
   `residual` through time refuses the cell.
 - *fused path*: a whole-sequence path (`forward_fused`) that training uses on steps without a
-  probe; probed steps run the step-by-step loop, with the same parameters.
+  probe; probed steps run the step-by-step loop, with the same parameters, except for a cell
+  whose scan also takes the probe ("yes, probed steps too": `probes_fused`, docs/plugins.md).
 - *recurrent weight*: what `recurrent_weight()` returns, the matrix multiplying h_{t-1} whose
   spectral norm (and radius, when square) every evaluation logs.
 - *capabilities*: what remedies may ask of the cell (`identity_init`, `normalize`,
@@ -88,7 +89,9 @@ def declared(cls: Any) -> dict[str, str]:
     return {
         "state": names.get(len(state), f"{len(state)} vectors"),
         "additive": "yes" if cls.additive else "no",
-        "fused path": "yes" if cell.has_fused else "no",
+        "fused path": (
+            ("yes, probed steps too" if cell.probes_fused else "yes") if cell.has_fused else "no"
+        ),
         "recurrent weight": "none" if weight is None else _shape(weight.shape[0] // 4),
         "capabilities": ", ".join(f"`{c}`" for c in sorted(cls.capabilities)) or "none",
         "learning-rate groups": group_text,

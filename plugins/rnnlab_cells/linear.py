@@ -1,10 +1,16 @@
 """Linear recurrences trained by a parallel scan: the LRU, minGRU and minLSTM.
 
 Each is h_t = a_t * h_{t-1} + b_t with a_t and b_t computed from the inputs alone, so besides the
-step path (``project_inputs`` then ``step``, which the probes use) each has a fused path,
+step path (``project_inputs`` then ``step``) each has a fused path,
 ``forward_fused``, that computes the whole sequence with a scan from :mod:`rnnlab_cells.scan`
 (:func:`rnnlab_cells.scan.chunked_scan`; tests/test_modern_cells.py holds it equal to the
 loop to 1e-4 in outputs and gradients at T = 200 and 2000, and finite at T = 5000).
+
+Probed steps run the scan too (``probes_fused``): the model's probe is added to b_t, and
+backward through the scan is the adjoint recurrence delta_t = dl/dh_t + a_{t+1} * delta_{t+1}
+(for the LRU, conj(Lambda) on the complex state), a reverse scan whose delta_t, the gradient of
+b_t, is the probe's gradient: the total dL/dh_t of every t from the training backward itself
+(tests/test_linear_probe.py holds the curves equal to the step loop's at T = 200).
 """
 
 from __future__ import annotations
@@ -128,8 +134,20 @@ class LRUCell(rnnlab.Cell):
     def has_fused(self) -> bool:
         return True
 
+    @property
+    def probes_fused(self) -> bool:
+        return True
+
     def forward_fused(self, x: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
-        u = self.project_inputs(x)
+        return self._scan(self.project_inputs(x), state)
+
+    def forward_fused_probed(
+        self, x: Tensor, state: rnnlab.State, probe: Tensor
+    ) -> tuple[Tensor, rnnlab.State]:
+        """The probe joins b_t: x_t = Lambda x_{t-1} + b_t + probe_t, as the loop adds it."""
+        return self._scan(self.project_inputs(x) + probe, state)
+
+    def _scan(self, u: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
         b = torch.complex(*u.chunk(2, dim=-1))
         h0 = torch.complex(*state[0].chunk(2, dim=-1))
         lam = torch.complex(*self.lambda_parts())  # the very numbers the step multiplies by
@@ -204,10 +222,25 @@ class MinGRUCell(rnnlab.Cell):
     def has_fused(self) -> bool:
         return True
 
+    @property
+    def probes_fused(self) -> bool:
+        return True
+
     def forward_fused(self, x: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
+        return self._scan(x, state, None)
+
+    def forward_fused_probed(
+        self, x: Tensor, state: rnnlab.State, probe: Tensor
+    ) -> tuple[Tensor, rnnlab.State]:
+        return self._scan(x, state, probe)
+
+    def _scan(
+        self, x: Tensor, state: rnnlab.State, probe: Tensor | None
+    ) -> tuple[Tensor, rnnlab.State]:
         candidate, gate = self.project_inputs(x).chunk(2, dim=-1)
         z = torch.sigmoid(gate)
-        out = chunked_scan(1 - z, z * g(candidate), state[0])
+        b = z * g(candidate)
+        out = chunked_scan(1 - z, b if probe is None else b + probe, state[0])
         return out, (out[-1],)
 
     def input_weight(self) -> Tensor:
@@ -283,10 +316,25 @@ class MinLSTMCell(rnnlab.Cell):
             return torch.sigmoid(-d), torch.sigmoid(d)
         return torch.sigmoid(forget), torch.sigmoid(write)
 
+    @property
+    def probes_fused(self) -> bool:
+        return True
+
     def forward_fused(self, x: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
+        return self._scan(x, state, None)
+
+    def forward_fused_probed(
+        self, x: Tensor, state: rnnlab.State, probe: Tensor
+    ) -> tuple[Tensor, rnnlab.State]:
+        return self._scan(x, state, probe)
+
+    def _scan(
+        self, x: Tensor, state: rnnlab.State, probe: Tensor | None
+    ) -> tuple[Tensor, rnnlab.State]:
         candidate, forget, write = self.project_inputs(x).chunk(3, dim=-1)
         f, i = self.gates(forget, write)
-        out = chunked_scan(f, i * g(candidate), state[0])
+        b = i * g(candidate)
+        out = chunked_scan(f, b if probe is None else b + probe, state[0])
         return out, (out[-1],)
 
     def input_weight(self) -> Tensor:

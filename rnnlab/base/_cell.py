@@ -96,6 +96,14 @@ class Cell(nn.Module):
         * ``has_fused`` / ``forward_fused(x, state)``: a fused whole-sequence path (``nn.LSTM``,
           cuDNN on a GPU) that the model uses on steps where no probe is taken. It must share the
           parameters of the step path and give the same result.
+        * ``probes_fused`` / ``forward_fused_probed(x, state, probe)``: the fused path on probed
+          steps too. ``probe`` ``[T, B, H]`` (zeros) must enter exactly as the step loop adds it,
+          h_t + probe_t carried into step t + 1, so that after backward ``probe.grad`` is the
+          total dL/dh_t. For a linear recurrence h_t = a_t * h_{t-1} + b_t (``lru``, ``mingru``,
+          ``minlstm``) that is adding probe_t to b_t: backward through the scan is the adjoint
+          recurrence delta_t = dl/dh_t + a_{t+1} * delta_{t+1}, a reverse scan whose delta_t is
+          the gradient of b_t, so the whole ||dL/dh_t|| curve comes with the training
+          backward, without the unrolled loop (rnnlab/run/_model.py).
 
     Optional hooks: ``resolve_params(params, task)`` replaces options that follow the task
     (IndRNN's ``recurrent_max: auto``) when the config is resolved; ``init_layer(layer, layers)``
@@ -167,6 +175,17 @@ class Cell(nn.Module):
     def forward_fused(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """The whole sequence at once; the model calls it only when ``has_fused`` is true."""
         raise NotImplementedError(f"{type(self).__name__} has no fused sequence path")
+
+    @property
+    def probes_fused(self) -> bool:
+        """True when ``forward_fused_probed`` serves probed steps (only read if ``has_fused``)."""
+        return False
+
+    def forward_fused_probed(self, x: Tensor, state: State, probe: Tensor) -> tuple[Tensor, State]:
+        """The fused path with ``probe[t]`` added to every h_t as the step loop adds it (h_t +
+        probe_t is what step t + 1 reads and what the layer outputs); the model calls it on
+        probed steps when ``has_fused`` and ``probes_fused`` are true."""
+        raise NotImplementedError(f"{type(self).__name__} has no probed fused path")
 
     def recurrent_weight(self) -> Tensor | None:
         """The matrix that multiplies h_{t-1} (for spectral norms), or None."""

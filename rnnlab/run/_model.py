@@ -14,7 +14,9 @@ class SequenceModel(nn.Module):
     """Stacked recurrent layers and a linear head.
 
     On an unprobed step a layer whose cell has a fused path (``nn.LSTM``, cuDNN on a GPU) runs it;
-    otherwise, and always when probing, the hand-written loop below runs with the same parameters.
+    on a probed step only a cell that also declares ``probes_fused`` does (a linear recurrence's
+    scan, the probe added to its b_t: ``Cell.forward_fused_probed``); otherwise the hand-written
+    loop below runs with the same parameters. With ``traces`` every layer runs the loop.
 
     Args:
         cells: one cell per layer, bottom first.
@@ -79,6 +81,8 @@ class SequenceModel(nn.Module):
                 probes.append(z)
             if cell.has_fused and z is None and trace is None:
                 out, _ = cell.forward_fused(h, state)
+            elif cell.has_fused and z is not None and trace is None and cell.probes_fused:
+                out, _ = cell.forward_fused_probed(h, state, z)  # a scan's reverse: the curve
             else:
                 out = run_loop(cell, h, state, z, trace)
             for remedy in self.remedies:

@@ -98,6 +98,27 @@ class CellContract(Contract):
         for a, b in grads:
             close(a, b, self.tolerance, "fused gradients")
 
+    def test_probed_fused_path_matches_loop(self) -> None:
+        """A cell that declares ``probes_fused`` gives the loop's probe gradients (dL/dh_t of
+        every step, which enter its scan as they enter the loop) and the loop's outputs."""
+        cell, x = self.make_cell(), self.inputs()
+        if not (cell.has_fused and cell.probes_fused):
+            pytest.skip(f"{self.cell_cls.__name__} has no probed fused path")
+        g = torch.Generator().manual_seed(4)
+        weights = torch.randn(self.steps, self.batch, self.hidden_size, generator=g)
+        found = []
+        for path in ("fused", "loop"):
+            z = torch.zeros(self.steps, self.batch, self.hidden_size, requires_grad=True)
+            if path == "fused":
+                out, _ = cell.forward_fused_probed(x, self.start(cell), z)
+            else:
+                out = run_loop(cell, x, self.start(cell), z)
+            (grad,) = torch.autograd.grad((out.tanh() * weights).sum(), z)
+            found.append((out, grad))
+        (fused, fused_grad), (loop, loop_grad) = found
+        close(fused, loop, self.tolerance, "probed fused outputs")
+        close(fused_grad, loop_grad, self.tolerance, "probe gradients (dL/dh_t) of the fused path")
+
     def test_deterministic_under_manual_seed(self) -> None:
         a, b, x = self.make_cell(seed=3), self.make_cell(seed=3), self.inputs()
         assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
