@@ -56,6 +56,23 @@ NO_SLOT = "none"
 """TAG_SLOT of a trial's run that no slot took (an incompatible point)."""
 MLFLOW_PARENT = "mlflow.parentRunId"
 """MLflow's own tag that nests a trial's run under the sweep's parent run."""
+
+EXPERIMENT_KIND, CUSTOM_MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
+"""MLflow 3's experiment tag and the value that marks a training experiment: its UI then opens
+the experiment on its runs, not on the GenAI overview of traces. rnnlab sets it on every
+experiment it creates or reuses."""
+
+DEFAULT_UI = "http://127.0.0.1:5000"
+"""Where ``rnnlab ui`` and ``mlflow ui`` serve by default."""
+
+
+def ui_links(ui: str, experiment_id: str, run_id: str | None = None) -> tuple[str, str | None]:
+    """The MLflow UI's deep links, on the UI at ``ui``: the experiment's runs page and the run's
+    page (None without a run)."""
+    runs = f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return runs, (f"{runs}/{run_id}" if run_id else None)
+
+
 NO_REMEDY = "none"
 """TAG_REMEDIES (and the ``remedies`` param) of a run without remedies."""
 
@@ -92,6 +109,8 @@ RATIO_ATTR = "rnnlab.log10_ratio"
 """Trial attribute: the run's last ``grad/log10_ratio`` (for the outcome table)."""
 TARGET_RATIO_ATTR = "rnnlab.target_log10_ratio"
 """Trial attribute: the run's last ``grad/target/log10_ratio`` (for the outcome table)."""
+LYAPUNOV_ATTR = "rnnlab.lyapunov_max"
+"""Trial attribute: the run's final ``dyn/lyapunov_max`` (for the outcome table's lambda max)."""
 PARENT = "rnnlab.parent_run_id"
 """Study attribute: the id of the sweep's MLflow parent run."""
 TRACKING_URI = "rnnlab.tracking_uri"
@@ -123,10 +142,33 @@ GLOBAL_NORM = "grad/global_norm"
 CLIPPED = "grad/clipped"
 """1.0 on a step where a remedy changed the gradients (clipping fired), else 0.0; every run
 logs it (:meth:`rnnlab.Remedy.after_backward`)."""
+EXTRA_STEPS = "train/extra_steps"
+"""The optimisation steps remedies took outside the training loss so far (flossing's preflossing
+and interflossing; :meth:`rnnlab.Remedy.before_training`, :meth:`rnnlab.Remedy.between_steps`):
+a remedy reports the steps of one call under this key, rnnlab logs the running total, and only
+on runs where a remedy took any."""
 PARAM_NORM = "grad/param/"
 """Prefix of each parameter's gradient norm on probed steps: ``grad/param/<parameter name>``."""
 SPECTRAL_NORM, SPECTRAL_RADIUS = "weights/spectral_norm", "weights/spectral_radius"
 """Of each layer's recurrent weight, with every validation."""
+DYN = "dyn/"
+"""Prefix of the dynamics of each layer (rnnlab.run._dynamics), measured on a fixed batch of
+validation sequences on ``train.dynamics_every``'s schedule; a lower layer K adds ``/layerK``."""
+LYAPUNOV_MAX, LYAPUNOV_MEAN, LYAPUNOV_MIN = (
+    DYN + "lyapunov_max",
+    DYN + "lyapunov_mean",
+    DYN + "lyapunov_min",
+)
+"""The largest, mean and smallest of the layer's k measured Lyapunov exponents (natural log per
+time step, batch mean; k = ``train.lyapunov_k``)."""
+ISOMETRY_MAX, ISOMETRY_MEAN, ISOMETRY_MIN = (
+    DYN + "isometry_max",
+    DYN + "isometry_mean",
+    DYN + "isometry_min",
+)
+"""At initialisation only, for a cell with a recurrent weight: the largest, mean and smallest log
+singular value of the Jacobian product ds_T/ds_0 over the whole sequence (batch mean; 0 is
+dynamical isometry, Chen, Pennington & Schoenholz 2018)."""
 DIVERGED_AT = "diverged_at"
 """The number of updates done when the run diverged."""
 SWEEP_METRIC, SWEEP_BEST = "sweep/", "sweep/best"
@@ -150,6 +192,19 @@ FLOW_PNG, FLOW_TARGET_PNG = "gradient_flow.png", "gradient_flow_target.png"
 """A run's heatmaps of the total and the target curve."""
 FLOW_CURVES_PNG = "gradient_flow_curves.png"
 """A run's first and last total curve."""
+DYNAMICS_FILE = "dynamics.npz"
+"""A run's measured dynamics, the arrays :data:`DYNAMICS_ARRAYS`."""
+DYNAMICS_ARRAYS = ("steps", "exponents", "ftle", "log_det_mean", "k", "width", "isometry")
+"""The arrays of a run's ``dynamics.npz``: measured steps ``[M]`` (updates done); each layer's
+exponents ``[M, layers, K]`` (descending, NaN past the layer's k); the finite-time exponents of
+every QR window ``[M, layers, windows, K]``; the time mean of log|det J_t| ``[M, layers]`` (NaN
+where k < W); k and the state width W per layer ``[layers]``; the log singular values of
+ds_T/ds_0 at step 0 ``[layers, sequences, W]`` (NaN for a cell without a recurrent weight)."""
+LYAPUNOV_PNG = "lyapunov.png"
+"""A run's Lyapunov spectra at the first and the last measured step, per layer."""
+MODEL_FILE = "model.pt"
+"""A run's final weights and resolved config (``torch.save`` of a dict: ``state_dict``,
+``config``, ``step``, ``version``); ``rnnlab dynamics RUN_ID`` rebuilds the model from it."""
 SUMMARY_FILE = "summary.json"
 """How a run ended, its final metrics and versions."""
 TRACEBACK_FILE = "traceback.txt"
@@ -168,6 +223,10 @@ REPORT_FIGURES = (
     "importances.png",
 )
 """The report's figures, in the page's order."""
+REPORT_SPECTRA, REPORT_LYAPUNOV_SCATTER = "lyapunov_spectra.png", "lyapunov_scatter.png"
+"""The report's dynamics figures (where the trials recorded dynamics.npz): the spectra per
+combination at init and at the end, and final dyn/lyapunov_max against the target curve's log10
+ratio and the objective."""
 
 # -- plugin kinds ---------------------------------------------------------------------------------
 KINDS = ("cell", "dataset", "remedy")

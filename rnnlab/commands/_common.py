@@ -1,4 +1,5 @@
-"""What every command shares: plugin warnings, and MLflow's and Optuna's logs kept quiet."""
+"""What every command shares: plugin warnings, MLflow's and Optuna's logs kept quiet, and the
+MLflow UI's deep links a command ends with."""
 
 from __future__ import annotations
 
@@ -29,3 +30,21 @@ def quiet_mlflow() -> None:
     """MLflow, alembic and Optuna log warnings only (call after mlflow's import)."""
     for name in ("mlflow", "alembic", "alembic.runtime.migration", "optuna"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def echo_links(
+    tracking_uri: str, experiment_id: str, run_id: str | None, *, ui: str | None = None
+) -> None:
+    """Where to click: the experiment's runs page and the sweep's parent run (or the run) in
+    MLflow's UI: ``ui`` (a running ``rnnlab ui``), the tracking server itself, or the UI that
+    ``rnnlab ui`` / ``mlflow ui`` would serve on the store (on their default port)."""
+    from rnnlab._names import DEFAULT_UI, ui_links
+
+    served = tracking_uri.startswith(("http://", "https://"))
+    base = ui or (tracking_uri if served else DEFAULT_UI)
+    runs, run = ui_links(base, experiment_id, run_id)
+    if ui is None and not served:
+        click.echo(f"  `rnnlab ui` (or `mlflow ui --backend-store-uri {tracking_uri}`), then open:")
+    click.echo(f"  the runs: {runs}")
+    if run is not None:
+        click.echo(f"  the parent run: {run}")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from rnnlab.commands._common import quiet_mlflow
+from rnnlab.commands._common import echo_links, quiet_mlflow
 
 if TYPE_CHECKING:
     from rnnlab.plugins import Registry
@@ -187,4 +187,6 @@ def sweep_file(
         f"MLflow: parent run {result.parent_run_id} in experiment {plan.name!r}; "
         f"Optuna: study {result.study_name!r} in {storage}"
     )
+    if sweep.parent.experiment_id is not None:
+        echo_links(sweep.parent.tracking_uri, sweep.parent.experiment_id, result.parent_run_id)
     return 0

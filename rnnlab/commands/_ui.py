@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
+
+from rnnlab.commands._common import echo_links
 
 READY_TIMEOUT_S = 60.0
 """How long a server may take to answer HTTP (MEASURED.md: MLflow's takes 10-18 s here)."""
@@ -229,6 +233,7 @@ def serve(
     port: int,
     host: str,
     experiment: str | None = None,
+    parent_run_id: str | None = None,
 ) -> int:
     """Serve the MLflow UI on ``tracking_uri`` (and optuna-dashboard on ``optuna_storage`` at
     ``port + 1``, when installed) until Ctrl-C or SIGTERM (0) or until a server dies (1)."""
@@ -289,7 +294,7 @@ def serve(
             return 1
         click.echo(f"MLflow UI: {servers[0].url}  (store: {tracking_uri})")
         if experiment is not None:
-            click.echo(f"  the sweep's runs: experiment {experiment!r} in the list on the left")
+            _echo_sweep_links(servers[0].url, experiment, parent_run_id)
         for server in servers[1:]:
             click.echo(f"Optuna dashboard: {server.url}  (storage: {optuna_storage})")
         click.echo("Ctrl-C stops " + ("them." if len(servers) > 1 else "it."))
@@ -316,19 +321,53 @@ def serve(
             _restore(ignored)
 
 
+def _api(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + "/api/2.0/mlflow/" + path, data, {"Content-Type": "application/json"}
+    )
+    with _NO_PROXY.open(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def _echo_sweep_links(url: str, experiment: str, parent_run_id: str | None) -> None:
+    """The deep links to the sweep's runs and its parent run, the experiment's id asked of the
+    UI that just started (its REST API: no MLflow import here); an experiment from before
+    rnnlab marked its kind gets the mark, so that the UI opens on its runs."""
+    from rnnlab._names import CUSTOM_MODEL_DEVELOPMENT, EXPERIMENT_KIND
+
+    query = urllib.parse.urlencode({"experiment_name": experiment})
+    try:
+        found = _api(url, f"experiments/get-by-name?{query}")["experiment"]
+        tags = {t["key"]: t.get("value") for t in found.get("tags", [])}
+        if tags.get(EXPERIMENT_KIND) != CUSTOM_MODEL_DEVELOPMENT:
+            _api(
+                url,
+                "experiments/set-experiment-tag",
+                {"experiment_id": found["experiment_id"], "key": EXPERIMENT_KIND,
+                 "value": CUSTOM_MODEL_DEVELOPMENT},
+            )  # fmt: skip
+    except (OSError, ValueError, KeyError) as exc:
+        click.echo(f"  the sweep's experiment {experiment!r} is not in this store ({exc})")
+        return
+    echo_links(url, str(found["experiment_id"]), parent_run_id, ui=url)
+
+
 def open_ui(
     sweep_name: str | None, *, port: int, host: str, storage: str | None, tracking_uri: str | None
 ) -> int:
     """``rnnlab ui``: find the stores a sweep used, then serve the UIs until Ctrl-C."""
-    from rnnlab._names import TRACKING_URI
+    from rnnlab._names import PARENT, TRACKING_URI
     from rnnlab.sweep import default_storage, load_latest
     from rnnlab.sweep import sweep_name as name_of
 
     storage_url = storage or default_storage()
     experiment = name_of(sweep_name) if sweep_name is not None else None
+    parent = None
     if experiment is not None:
         study = load_latest(storage_url, experiment)
         tracking_uri = tracking_uri or study.user_attrs.get(TRACKING_URI)
+        parent = study.user_attrs.get(PARENT)
     if tracking_uri is None:
         import mlflow
 
@@ -340,4 +379,5 @@ def open_ui(
         port=port,
         host=host,
         experiment=experiment,
+        parent_run_id=str(parent) if parent else None,
     )

@@ -15,7 +15,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rnnlab._names import MLFLOW_PARENT
+from rnnlab._names import (
+    CUSTOM_MODEL_DEVELOPMENT,
+    DEFAULT_UI,
+    EXPERIMENT_KIND,
+    MLFLOW_PARENT,
+    ui_links,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -135,11 +141,18 @@ class MlflowTracker:
         return _EXPERIMENTS[key]
 
     def _find_or_create(self, name: str) -> str:
+        """The experiment's id, created if need be; either way it is marked as a training
+        experiment (:data:`rnnlab._names.EXPERIMENT_KIND`), so MLflow's UI opens on its runs."""
         found = self.client.get_experiment_by_name(name)
         if found is not None:
+            if found.tags.get(EXPERIMENT_KIND) != CUSTOM_MODEL_DEVELOPMENT:  # made before it
+                self.client.set_experiment_tag(
+                    found.experiment_id, EXPERIMENT_KIND, CUSTOM_MODEL_DEVELOPMENT
+                )
             return str(found.experiment_id)
         try:
-            return str(self.client.create_experiment(name))
+            tags = {EXPERIMENT_KIND: CUSTOM_MODEL_DEVELOPMENT}
+            return str(self.client.create_experiment(name, tags=tags))
         except Exception:  # another process created it in between
             found = self.client.get_experiment_by_name(name)
             if found is None:
@@ -179,12 +192,19 @@ class MlflowTracker:
             self.client.update_run(run_id, status="RUNNING")
         return True
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+    def log_metrics(
+        self, metrics: dict[str, float], step: int, timestamp_ms: int | None = None
+    ) -> None:
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
         self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
         if len(self._buffer) >= self.flush_every:
+            self._flush()
+
+    def flush(self) -> None:
+        """Write the buffered metrics and tags now (rnnlab.run._background, between messages)."""
+        if self._buffer or self._tags:
             self._flush()
 
     def _flush(self) -> None:
@@ -214,11 +234,15 @@ class MlflowTracker:
         self.client.set_terminated(self.run_id, status=status)
 
     def describe(self) -> str:
+        """The run's page and its experiment's runs page in MLflow's UI (the server's, or the
+        one ``mlflow ui`` serves on the store)."""
         uri = self.tracking_uri
-        path = f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        if uri.startswith(("http://", "https://")):
-            return f"{uri.rstrip('/')}/{path}"
-        return f"run `mlflow ui --backend-store-uri {uri}` and open http://127.0.0.1:5000/{path}"
+        served = uri.startswith(("http://", "https://"))
+        runs, run = ui_links(uri if served else DEFAULT_UI, str(self.experiment_id), self.run_id)
+        links = f"the run {run}\n  the runs: {runs}"
+        if served:
+            return links
+        return f"{links}\n  (served by `rnnlab ui` or `mlflow ui --backend-store-uri {uri}`)"
 
 
 def running_runs(tracking_uri: str | None, experiment: str, tags: dict[str, str]) -> list[str]:
