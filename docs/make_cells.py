@@ -44,7 +44,7 @@ it declares to the rest of rnnlab:
 - *recurrent weight*: what `recurrent_weight()` returns, the matrix multiplying h_{t-1} whose
   spectral norm (and radius, when square) every evaluation logs.
 - *capabilities*: what remedies may ask of the cell (`identity_init`, `normalize`,
-  `normalize_outputs`; docs/plugins.md).
+  `normalize_outputs`, `recurrent_init`; docs/plugins.md).
 - *learning-rate groups*: parameters the cell asks to train at a multiple of the run's rate.
 
 This page is generated from the classes' docstrings, attributes and `Params` by

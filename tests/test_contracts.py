@@ -11,6 +11,7 @@ from rnnlab_cells.twins import ElmanCell, GRUCell, LSTMCell
 from rnnlab_remedies.clip import GradientClipping
 from rnnlab_remedies.gating import Gating
 from rnnlab_remedies.norm import BatchNormRemedy, LayerNormRemedy
+from rnnlab_remedies.orthogonal import OrthogonalInit
 from rnnlab_remedies.relu import IdentityReLU
 from rnnlab_remedies.residual import Residual
 from rnnlab_tasks.adding import AddingProblem
@@ -157,6 +158,16 @@ class TestReluOnSimple(RemedyContract):
     remedy_cls = IdentityReLU
     params = IdentityReLU.Params(scale=0.9)
     cell_name = "simple"
+
+
+class TestOrthogonalOnRNN(RemedyContract):
+    remedy_cls = OrthogonalInit
+
+
+class TestOrthogonalOnLSTM(RemedyContract):
+    remedy_cls = OrthogonalInit
+    params = OrthogonalInit.Params(gain=0.9)
+    cell_name = "lstm"
 
 
 class TestBatchNormOnRNN(RemedyContract):

@@ -149,7 +149,7 @@ def test_a_suggestion_never_offers_a_plugin_that_cannot_load(ghost) -> None:
 # --- compatibility: what a reason is about, and what check sees (items 2 and 4) ---------------
 
 
-class Orthogonal(rnnlab.Remedy):
+class SquareOnly(rnnlab.Remedy):
     """Needs a square recurrent parameter, which only an instance can tell: ``check`` with the
     ``cell`` (its resolved options, and a throwaway instance)."""
 
@@ -188,22 +188,22 @@ class Rescale(rnnlab.Remedy):
 
 def _resolve(cell: dict[str, Any], remedies: list[Any]) -> Any:
     registry = registry_with(
-        "remedy", Orthogonal, name="orthogonal", also=[("remedy", "rescale", Rescale)]
+        "remedy", SquareOnly, name="square", also=[("remedy", "rescale", Rescale)]
     )
     data = {"dataset": {"name": "adding", "seq_len": 16}, "cell": cell, "remedies": remedies}
     return resolve(Source(path=None, data=data), registry)
 
 
 def test_a_reason_about_the_cell_gets_the_cells_that_support_it_even_beside_others() -> None:
-    for remedies in (["orthogonal"], ["clip", "orthogonal"]):
+    for remedies in (["square"], ["clip", "square"]):
         with pytest.raises(IncompatibleError) as error:
             _resolve({"name": "lstm", "hidden_size": 8}, remedies)
         message = str(error.value)
         said = (
-            "remedy 'orthogonal' is incompatible with cell 'lstm' on dataset 'adding': the "
+            "remedy 'square' is incompatible with cell 'lstm' on dataset 'adding': the "
             "recurrent weight of cell 'lstm' is not a square parameter"
         )
-        assert message.startswith(f"<config>, key remedies.{remedies.index('orthogonal')}: {said}")
+        assert message.startswith(f"<config>, key remedies.{remedies.index('square')}: {said}")
         assert error.value.problem == said  # what a sweep records, without file and hint
         fits = message.split(". Cells that support it with these options: ", 1)[1].split(", ")
         assert "rnn" in fits and not {"lstm", "gru", "simple", "indrnn"} & set(fits), fits
@@ -221,12 +221,12 @@ def test_a_reason_about_another_remedy_names_it_and_reads_as_a_clause() -> None:
 
 
 def test_check_sees_the_resolved_cell_options_and_draws_nothing() -> None:
-    Orthogonal.seen.clear()
+    SquareOnly.seen.clear()
     before = torch.random.get_rng_state()
     with pytest.raises(IncompatibleError, match="cell 'indrnn' is not a square parameter"):
-        _resolve({"name": "indrnn", "hidden_size": 8, "recurrent_max": "auto"}, ["orthogonal"])
+        _resolve({"name": "indrnn", "hidden_size": 8, "recurrent_max": "auto"}, ["square"])
     assert torch.equal(torch.random.get_rng_state(), before), "check shifted the run's weights"
-    name, params, hidden = Orthogonal.seen[0]
+    name, params, hidden = SquareOnly.seen[0]
     assert (name, hidden) == ("indrnn", 8)
     assert params.recurrent_max == pytest.approx(2 ** (1 / 16))  # type: ignore[attr-defined]
     # the instance is the same in the coordinator and in the worker: seeded, whatever came before

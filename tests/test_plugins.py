@@ -39,6 +39,7 @@ def test_builtins_come_through_the_entry_point_group(registry: rnnlab.Registry) 
         "flossing",
         "gating",
         "layernorm",
+        "orthogonal",
         "relu",
         "residual",
     ]

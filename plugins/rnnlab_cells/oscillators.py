@@ -9,6 +9,7 @@ adds to the previous state (y_t = y_{t-1} + ..., or an interpolation), so all th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -23,6 +24,15 @@ def _two_vectors(
 ) -> rnnlab.State:
     zeros = torch.zeros(batch, cell.hidden_size, device=device, dtype=dtype)
     return (zeros, zeros)
+
+
+def _init_blocks(weight: Tensor, blocks: int, init: Callable[[Tensor], object]) -> None:
+    """``init`` on each of ``weight``'s ``blocks`` row blocks, written into ``weight``."""
+    with torch.no_grad():
+        for block in weight.chunk(blocks, dim=0):
+            fresh = torch.empty_like(block)
+            init(fresh)
+            block.copy_(fresh)
 
 
 class CoRNNCell(rnnlab.Cell):
@@ -59,6 +69,7 @@ class CoRNNCell(rnnlab.Cell):
 
     params: Params
     additive: ClassVar[bool] = True  # y_t = y_{t-1} + dt z_t
+    capabilities: ClassVar[frozenset[str]] = frozenset({"recurrent_init"})
 
     def __init__(
         self, input_size: int, hidden_size: int, params: rnnlab.Params | None = None
@@ -92,7 +103,12 @@ class CoRNNCell(rnnlab.Cell):
         return self.step(self.project_inputs(x_t), state, 0)
 
     def recurrent_weight(self) -> Tensor:
+        """W, the parameter multiplying y_{t-1} (W_z, on z, is not h's)."""
         return self.w_y.weight
+
+    def init_recurrent(self, init: Callable[[Tensor], object]) -> None:
+        """``init`` on W (capability ``recurrent_init``); W_z and V keep theirs."""
+        _init_blocks(self.w_y.weight, 1, init)
 
     def input_weight(self) -> Tensor:
         return self.input.weight
@@ -200,6 +216,7 @@ class LEMCell(rnnlab.Cell):
 
     params: Params
     additive: ClassVar[bool] = True  # both updates interpolate from the previous state
+    capabilities: ClassVar[frozenset[str]] = frozenset({"recurrent_init"})
 
     def __init__(
         self, input_size: int, hidden_size: int, params: rnnlab.Params | None = None
@@ -236,7 +253,13 @@ class LEMCell(rnnlab.Cell):
         return self.step(self.project_inputs(x_t), state, 0)
 
     def recurrent_weight(self) -> Tensor:
+        """hid2hid's weight, ``[3H, H]``: W_2, W_1, W_z stacked, all multiplying y_{t-1}
+        (W_y multiplies z_t, not h)."""
         return self.hid2hid.weight
+
+    def init_recurrent(self, init: Callable[[Tensor], object]) -> None:
+        """``init`` on each of hid2hid's three H x H blocks (capability ``recurrent_init``)."""
+        _init_blocks(self.hid2hid.weight, 3, init)
 
     def input_weight(self) -> Tensor:
         return self.inp2hid.weight

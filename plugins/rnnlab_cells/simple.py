@@ -14,6 +14,7 @@ Example (the tutorial's own, with rnnlab):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
@@ -37,7 +38,7 @@ class SimpleRNN(rnnlab.Cell):
 
     params: Params
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"identity_init"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"identity_init", "recurrent_init"})
 
     def __init__(
         self, input_size: int, hidden_size: int, params: rnnlab.Params | None = None
@@ -57,7 +58,15 @@ class SimpleRNN(rnnlab.Cell):
         return a
 
     def recurrent_weight(self) -> Tensor:
+        """W_h, a view of i2h's weight (its last H columns): in-place writes reach i2h."""
         return self.i2h.weight[:, self.input_size :]
+
+    def init_recurrent(self, init: Callable[[Tensor], object]) -> None:
+        """``init`` on W_h, written into i2h's weight (capability ``recurrent_init``)."""
+        with torch.no_grad():
+            fresh = torch.empty_like(self.recurrent_weight())
+            init(fresh)
+            self.recurrent_weight().copy_(fresh)
 
     def input_weight(self) -> Tensor:
         return self.i2h.weight[:, : self.input_size]  # a view: in-place changes reach i2h

@@ -16,6 +16,7 @@ LSTM also normalises its cell state before the output tanh in both forms (both p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
@@ -31,7 +32,7 @@ class _TwinCell(Cell):
     """Shared machinery: the torch module, hoisted input projection, optional normalisers."""
 
     gates: ClassVar[int] = 1
-    capabilities: ClassVar[frozenset[str]] = frozenset({"normalize"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"normalize", "recurrent_init"})
 
     def __init__(
         self, input_size: int, hidden_size: int, params: rnnlab.Params | None = None
@@ -79,7 +80,18 @@ class _TwinCell(Cell):
             raise ValueError(f"terms must be 'summed' or 'separate', got {terms!r}")
 
     def recurrent_weight(self) -> Tensor:
+        """W_hh itself, the torch module's parameter: ``[gates * H, H]``, the gates stacked in
+        torch's order (LSTM i, f, g, o; GRU r, z, n)."""
         return self.weight_hh
+
+    def init_recurrent(self, init: Callable[[Tensor], object]) -> None:
+        """``init`` on each gate's H x H block of W_hh, written into the fused module's own
+        parameter (capability ``recurrent_init``); the biases are kept."""
+        with torch.no_grad():
+            for block in self.weight_hh.chunk(self.gates, dim=0):
+                fresh = torch.empty_like(block)
+                init(fresh)
+                block.copy_(fresh)
 
     def input_weight(self) -> Tensor:
         return self.weight_ih
@@ -127,7 +139,9 @@ class ElmanCell(_TwinCell):
         nonlinearity: Literal["tanh", "relu"] = Field("tanh", description="f in the update")
 
     params: Params
-    capabilities: ClassVar[frozenset[str]] = frozenset({"normalize", "identity_init"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"normalize", "identity_init", "recurrent_init"}
+    )
 
     def _make_module(self) -> nn.RNNBase:
         return nn.RNN(self.input_size, self.hidden_size, nonlinearity=self.params.nonlinearity)

@@ -15,6 +15,8 @@ from rnnlab.base._cell import (
     Normalizer,
     NormalizerFactory,
     NormTerms,
+    RecurrentInit,
+    RecurrentInitializer,
     State,
     capability_problem,
 )
@@ -38,6 +40,8 @@ __all__ = [
     "NormalizerFactory",
     "NormTerms",
     "Params",
+    "RecurrentInit",
+    "RecurrentInitializer",
     "Remedy",
     "SPLITS",
     "SeededDataset",

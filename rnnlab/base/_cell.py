@@ -52,6 +52,25 @@ class IdentityInit(Protocol):
         """W_hh = ``scale`` * I, zero biases, and ``nonlinearity`` (``"relu"``) from now on."""
 
 
+RecurrentInitializer = Callable[[Tensor], object]
+"""``init(block)``: fills ``block`` (a ``[hidden, hidden]`` tensor) in place, as the
+``torch.nn.init`` functions do (``nn.init.orthogonal_``); what it returns is ignored."""
+
+
+@runtime_checkable
+class RecurrentInit(Protocol):
+    """What capability ``recurrent_init`` promises: the trained matrix that multiplies h_{t-1}
+    can be re-initialised (the ``orthogonal`` remedy)."""
+
+    def init_recurrent(self, init: RecurrentInitializer) -> None:
+        """Call ``init(block)`` once per H x H block of the trained parameter that multiplies
+        h_{t-1} (one block for an Elman cell; one per gate, in gate order, for LSTM's i, f, g, o
+        and GRU's r, z, n), without autograd, on a fresh tensor of the block's shape, dtype and
+        device, and write each filled block into the parameter. Draws come from torch's
+        global random stream, which the run has seeded. The cell's other parameters (biases,
+        input weights) are left as they are."""
+
+
 @runtime_checkable
 class Normalizable(Protocol):
     """What capability ``normalize`` promises: normalisers inside the step."""
@@ -67,6 +86,7 @@ CAPABILITIES: Mapping[str, str | None] = {
     "identity_init": "init_identity",  # IdentityInit
     "normalize": "set_normalizers",  # Normalizable
     "normalize_outputs": None,  # the norm remedies act between layers (after_layer)
+    "recurrent_init": "init_recurrent",  # RecurrentInit
 }
 """Every capability rnnlab's remedies know, and the method a cell that declares it must have;
 checked when the cell is registered (a cell may declare capabilities of its own too)."""
@@ -119,6 +139,22 @@ class Cell(nn.Module):
         * ``"normalize_outputs"``: norm remedies normalise the layer's output sequence between
           layers, never inside the recurrence (Li et al. 2018 for IndRNN, whose bounded u a
           normaliser inside would cancel); takes precedence over ``"normalize"``.
+        * ``"recurrent_init"``: ``init_recurrent(init)`` (:class:`RecurrentInit`) re-initialises
+          the trained matrix that multiplies h_{t-1}, block by block (one H x H block per gate),
+          writing the real parameter; declared where that matrix is a free, full parameter
+          (rnn, lstm, gru, simple, cornn, lem), not where it is built from others (indrnn's
+          and unicornn's diagonal, antisymmetric's W - W^T - gamma I, lipschitz's mix, expRNN's
+          exp(A), lru's Lambda). The ``orthogonal`` remedy needs it.
+
+    ``recurrent_weight()`` is what measurements read (``weights/spectral_norm``, the dynamics):
+    a 2-D tensor with H columns, the matrix (or the gates' matrices stacked, k H x H) that
+    multiplies h_{t-1}, or None. Whether writing into it reaches the cell differs: it is the
+    parameter itself on rnn, lstm (4H x H, gates i, f, g, o), gru (3H x H, r, z, n), cornn
+    (W) and lem (3H x H); a view into ``i2h.weight`` on simple (in-place writes reach it); and
+    a matrix computed from the parameters on indrnn and unicornn (diag of a vector), lru
+    (Lambda as a real 2H x 2H matrix), antisymmetric, lipschitz and exprnn, where writing into
+    it changes nothing. To re-initialise, use ``init_recurrent`` (capability
+    ``recurrent_init``), never an in-place ``torch.nn.init`` call on ``recurrent_weight()``.
 
     Learning-rate groups: ``lr_groups()`` returns ``{name: (factor, [parameters])}``, parameters
     to train at ``factor`` x the run's rate (expRNN's ``orthogonal``: its skew-symmetric A at
@@ -188,7 +224,12 @@ class Cell(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no probed fused path")
 
     def recurrent_weight(self) -> Tensor | None:
-        """The matrix that multiplies h_{t-1} (for spectral norms), or None."""
+        """The matrix that multiplies h_{t-1} (for spectral norms and the dynamics), or None.
+
+        Shape ``[k * H, H]``: H x H, or a gated cell's k gate blocks stacked (LSTM 4H x H, GRU
+        3H x H, in torch's gate order). It may be the parameter, a view of it, or a matrix
+        computed from parameters (a diagonal from a vector): read it, do not write into it; a
+        cell that can be re-initialised declares ``recurrent_init`` (``init_recurrent``)."""
         return None
 
     def input_weight(self) -> Tensor | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -194,6 +194,31 @@ class CellContract(Contract):
             "changing recurrent_weight()'s parameters did not change h_t: it is not the matrix "
             "multiplying h_(t-1)"
         )
+
+    def test_recurrent_init_writes_the_recurrent_weight(self) -> None:
+        """With capability ``recurrent_init``, ``init_recurrent(init)`` hands ``init`` one H x H
+        block per row block of ``recurrent_weight()`` and what it writes there is what
+        ``recurrent_weight()`` then returns (the real parameter, not a copy)."""
+        if "recurrent_init" not in self.cell_cls.capabilities:
+            pytest.skip(f"{self.cell_cls.__name__} does not declare recurrent_init")
+        cell, h = self.make_cell(), self.hidden_size
+        g = torch.Generator().manual_seed(6)
+        written: list[Tensor] = []
+
+        def init(block: Tensor) -> None:
+            assert block.shape == (h, h), f"init_recurrent handed a {tuple(block.shape)} block"
+            block.copy_(torch.randn(block.shape, generator=g, dtype=torch.float64))
+            written.append(block.detach().clone())
+
+        seam: Any = cell  # init_recurrent exists: checked when the cell is registered
+        seam.init_recurrent(init)
+        weight = cell.recurrent_weight()
+        assert weight is not None, "a cell with recurrent_init must have a recurrent_weight()"
+        assert len(written) == weight.shape[0] // h, (
+            f"init_recurrent called init {len(written)} times for a recurrent_weight() of "
+            f"{weight.shape[0]} rows ({weight.shape[0] // h} blocks of {h})"
+        )
+        close(weight.detach(), torch.cat(written), self.tolerance, "recurrent_weight() after init")
 
     @pytest.mark.parametrize("layers", [1, 2])
     def test_probes_equal_autograd(self, layers: int) -> None:
