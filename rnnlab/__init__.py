@@ -57,6 +57,12 @@ _LAZY = {
     "Normalizable": "rnnlab.base",
     "SeededDataset": "rnnlab.base",
     "DataError": "rnnlab.errors",
+    # issue 19: the dynamics of a cell's state map
+    "lyapunov_spectrum": "rnnlab.run",
+    "Spectrum": "rnnlab.run",
+    "exponents_along": "rnnlab.run",
+    "step_jacobian": "rnnlab.run",
+    "jacobian_log_singular_values": "rnnlab.run",
 }
 
 __all__ = [
@@ -90,6 +96,11 @@ __all__ = [
     "Normalizable",
     "SeededDataset",
     "DataError",
+    "lyapunov_spectrum",
+    "Spectrum",
+    "exponents_along",
+    "step_jacobian",
+    "jacobian_log_singular_values",
 ]
 
 if TYPE_CHECKING:
@@ -114,7 +125,18 @@ if TYPE_CHECKING:
     from rnnlab.errors import ConfigError, DataError, IncompatibleError, PluginError
     from rnnlab.hookspecs import Register
     from rnnlab.plugins import Registry, make_plugin_manager
-    from rnnlab.run import RunConfig, RunResult, SequenceModel, load_run_config, train
+    from rnnlab.run import (
+        RunConfig,
+        RunResult,
+        SequenceModel,
+        Spectrum,
+        exponents_along,
+        jacobian_log_singular_values,
+        load_run_config,
+        lyapunov_spectrum,
+        step_jacobian,
+        train,
+    )
 
 
 def __getattr__(name: str) -> Any:

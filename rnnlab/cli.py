@@ -194,6 +194,47 @@ def sweep(
 
 
 @cli.command()
+@click.argument("run_id")
+@click.option("--k", "k", type=click.IntRange(min=1), help="Exponents per layer [min(width, 32)].")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    help="Time steps to measure over, the task's sequences laid end to end [one sequence].",
+)
+@click.option(
+    "--sequences", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size."
+)
+@click.option("--seed", type=int, help="Seed of the fresh sequences [the run's seed + 1].")
+@click.option("--tracking-uri", metavar="URI", help="MLflow store (default as for run).")
+@click.pass_context
+def dynamics(
+    ctx: click.Context,
+    run_id: str,
+    k: int | None,
+    steps: int | None,
+    sequences: int,
+    seed: int | None,
+    tracking_uri: str | None,
+) -> None:
+    """Recompute a recorded run's Lyapunov spectra (from its model.pt) on fresh sequences."""
+    from rnnlab import commands
+
+    plugins = plugins_of(ctx)
+    registry = plugins.registry()
+    commands.warn_plugin_errors(plugins)
+    code = commands.dynamics_of_run(
+        registry,
+        run_id,
+        k=k,
+        steps=steps,
+        sequences=sequences,
+        seed=seed,
+        tracking_uri=tracking_uri,
+    )
+    ctx.exit(code)
+
+
+@cli.command()
 @click.argument("sweep", metavar="SWEEP_FILE_OR_NAME")
 @click.option("--out", metavar="DIR", help="Where to write it (default: reports/NAME).")
 @click.option("--open", "open_page", is_flag=True, help="Open the report in a browser.")

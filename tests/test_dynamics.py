@@ -1,6 +1,7 @@
-"""Lyapunov spectra (rnnlab.dynamics) against what must hold exactly: a constant Jacobian's
-eigenvalues, log|det J_t|, the growth of a tiny perturbation, and the analytic Jacobians of the
-built-in cells against autograd (issue 19's four checks), plus the edges of the API."""
+"""Lyapunov spectra (rnnlab.run._lyapunov, _jacobians) against what must hold exactly: a
+constant Jacobian's eigenvalues, log|det J_t|, the growth of a tiny perturbation, and the
+analytic Jacobians of the built-in cells against autograd (issue 19's four checks), plus the
+edges of the API."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rnnlab_cells.twins import ElmanCell, GRUCell, LSTMCell
 from torch import Tensor, nn
 
 from rnnlab.base import Cell, Params, State
-from rnnlab.dynamics import (
+from rnnlab.run import (
     exponents_along,
     jacobian_log_singular_values,
     lyapunov_spectrum,

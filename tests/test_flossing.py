@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from rnnlab_cells.twins import ElmanCell
 from rnnlab_remedies.flossing import GradientFlossing
 
+from rnnlab import lyapunov_spectrum
 from rnnlab.base import LayerTrace, TaskKind
-from rnnlab.dynamics import lyapunov_spectrum
 from rnnlab.run import build_model
 from rnnlab.testing import RemedyContract
 

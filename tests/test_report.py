@@ -76,6 +76,8 @@ def test_report_of_a_finished_sweep(sweep_env, tmp_path: Path) -> None:
         "gradient_flow.png",
         "log10_ratio.png",
         "learning_curves.png",
+        "lyapunov_spectra.png",  # issue 19: every run records its dynamics
+        "lyapunov_scatter.png",
     }
     assert len(page.sources) == len(pngs)
     for png in pngs:
@@ -87,11 +89,13 @@ def test_report_of_a_finished_sweep(sweep_env, tmp_path: Path) -> None:
     runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
     final: dict[tuple[str, str], list[float]] = {}
     target: dict[tuple[str, str], list[float]] = {}
+    lyapunov: dict[tuple[str, str], list[float]] = {}
     for run in runs:
         if run.data.tags["rnnlab.outcome"] == "completed":
             key = (run.data.tags["rnnlab.cell"], run.data.tags["rnnlab.remedies"])
             final.setdefault(key, []).append(run.data.metrics["val/loss"])
             target.setdefault(key, []).append(run.data.metrics["grad/target/log10_ratio"])
+            lyapunov.setdefault(key, []).append(run.data.metrics["dyn/lyapunov_max"])
             assert "test/loss" in run.data.metrics and run.data.tags["rnnlab.selection"] == "final"
     table = {(r[0], r[1]): r for r in page.rows if len(r) > 5}
     assert len(table) == 6
@@ -100,6 +104,8 @@ def test_report_of_a_finished_sweep(sweep_env, tmp_path: Path) -> None:
         mean = float(row[2].split(" ± ")[0])
         assert mean == pytest.approx(statistics.fmean(values), rel=1e-3)
         assert float(row[4]) == pytest.approx(statistics.fmean(target[cell, remedies]), abs=0.051)
+        mean_lambda = statistics.fmean(lyapunov[cell, remedies])  # lambda max, 3 decimals
+        assert float(row[6]) == pytest.approx(mean_lambda, abs=5e-4)
         assert row[-5:] == ["2", "0", "0", "0", "0"]
     assert table[("lstm", "relu")][-1] == "2"  # incompatible
     # logged to the sweep's parent run
@@ -142,5 +148,5 @@ def test_report_shows_importances_when_a_sampler_varied_ranges(sweep_env, tmp_pa
     assert (out / "importances.png").exists()
     page = Page()
     page.feed((out / "report.html").read_text())
-    assert len(page.sources) == len(list(out.glob("*.png"))) == 5
+    assert len(page.sources) == len(list(out.glob("*.png"))) == 7  # with the 2 of issue 19
     assert {r[0] for r in page.rows if len(r) > 5} <= {"rnn", "gru"}  # ranges are not columns

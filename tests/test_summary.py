@@ -8,7 +8,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from rnnlab import sweep
-from rnnlab._names import OUTCOME, RATIO_ATTR, TARGET_RATIO_ATTR
+from rnnlab._names import LYAPUNOV_ATTR, OUTCOME, RATIO_ATTR, TARGET_RATIO_ATTR
 from rnnlab.sweep import encode, load_sweep
 
 SWEEP = """\
@@ -70,3 +70,17 @@ def test_the_mean_is_over_completed_trials_and_says_how_many(write_config, regis
     assert text[header.index("total log10 ratio")] == "0.2"
     assert sweep.table_cells(plan, clip)[header.index("val/loss mean ± std")] == "0.2 ± 0"
     assert sweep.table_cells(plan, clip)[header.index("target log10 ratio")] == "-"
+
+
+def test_lambda_max_is_the_mean_over_seeds_of_the_final_exponent(write_config, registry) -> None:
+    """Issue 19: the study keeps each run's final dyn/lyapunov_max; the row shows their mean."""
+    plan = load_sweep(write_config(SWEEP), registry)
+    trials = [_trial([], "completed", 0.1), _trial([], "completed", 0.2), _trial([], "pruned", 0.3)]
+    for trial, value in zip(trials, (-0.25, -0.5, -0.75), strict=True):
+        trial.user_attrs[LYAPUNOV_ATTR] = value  # all three: pruned runs end with a spectrum too
+    trials.append(_trial(["clip"], "completed", 0.1))  # a run without dynamics
+    plain, clip = sweep.outcome_table(plan, trials)
+    header = sweep.table_header(plan)
+    assert plain["lyapunov_max"] == pytest.approx(-0.5)
+    assert sweep.table_cells(plan, plain)[header.index("lambda max")] == "-0.500"
+    assert sweep.table_cells(plan, clip)[header.index("lambda max")] == "-"

@@ -67,13 +67,22 @@ def test_completed_run_records_every_metric(write_config, registry) -> None:
         "gradient_flow.npz",
         "gradient_flow.png",
         "gradient_flow_curves.png",
+        "dynamics.npz",
+        "lyapunov.png",
+        "model.pt",
         "summary.json",
     }
 
 
 def test_plots_false_keeps_the_curves_and_draws_no_figures(write_config, registry) -> None:
     _, tracker = _run(write_config, registry, overrides=["train.plots=false"])
-    assert set(tracker.artifacts) == {"config.yaml", "gradient_flow.npz", "summary.json"}
+    assert set(tracker.artifacts) == {
+        "config.yaml",
+        "gradient_flow.npz",
+        "dynamics.npz",
+        "model.pt",
+        "summary.json",
+    }
 
 
 def test_same_seed_same_metrics_other_seed_differs(write_config, registry) -> None:

@@ -23,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 import rnnlab
-from rnnlab.dynamics import exponents_along  # lead: switch to rnnlab.exponents_along once exported
+from rnnlab import exponents_along
 
 PREFIX = "flossing/"
 SEAM = (

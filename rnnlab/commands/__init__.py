@@ -9,6 +9,7 @@ The top layer: it may use every other package (tests/test_layers.py).
 from __future__ import annotations
 
 from rnnlab.commands._common import quiet_mlflow, warn_plugin_errors
+from rnnlab.commands._dynamics import dynamics_of_run
 from rnnlab.commands._plugins import plugin_rows, show_plugins
 from rnnlab.commands._report import report_sweep
 from rnnlab.commands._run import ProgressDisplay, run_file
@@ -20,6 +21,7 @@ __all__ = [
     "ProgressDisplay",
     "ProgressView",
     "ScaffoldError",
+    "dynamics_of_run",
     "new_plugin",
     "next_steps",
     "open_ui",

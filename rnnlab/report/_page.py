@@ -12,12 +12,13 @@ import html
 from pathlib import Path
 
 from rnnlab._names import REPORT_FIGURES, REPORT_FOLDER, REPORT_PAGE, TABLE_MD, VAL_LOSS
+from rnnlab.report import _dynamics_figures as dynamicsplots
 from rnnlab.report import _figures as reportplots
 from rnnlab.report._data import ReportData
 from rnnlab.sweep import table_cells, table_header, table_markdown
 
 HEATMAP, FLOW, RATIO, LEARNING, IMPORTANCES = REPORT_FIGURES
-FIGURES = (
+FIGURES: tuple[tuple[str, str], ...] = (
     (HEATMAP, "The objective, mean over seeds, for every combination."),
     (
         FLOW,
@@ -39,6 +40,7 @@ FIGURES = (
     ),
     (IMPORTANCES, "Optuna's parameter importances for the objective."),
 )
+FIGURES = (*FIGURES, *dynamicsplots.FIGURES)  # the Lyapunov spectra (issue 19)
 
 
 def draw(data: ReportData, out: Path) -> list[Path]:
@@ -58,6 +60,7 @@ def draw(data: ReportData, out: Path) -> list[Path]:
             data, out / LEARNING, "objective", metric, log=metric == VAL_LOSS
         ),
         reportplots.importances(data, out / IMPORTANCES),
+        *dynamicsplots.draw(data, out),
     ]
     return [p for p in made if p is not None]
 
@@ -146,6 +149,9 @@ def render(data: ReportData, figures: list[Path]) -> str:
         "the row's trials of log10 ||dL_target/dh_1|| / ||dL_target/dh_T|| at their last probe, "
         "L_target the loss of the task's target steps alone; total log10 ratio: the same of the "
         "whole loss L (equal on last-step tasks).</p>",
+        "<p>lambda max: the mean over the row's trials of the top layer's largest Lyapunov "
+        "exponent after the last update (dyn/lyapunov_max, nats per time step); below 0 the "
+        "dynamics contract and the gradient vanishes with them.</p>",
         "<h2>Figures</h2>",
         *(_figure(p, captions.get(p.name, "")) for p in figures),
         "<h2>The sweep file</h2>",

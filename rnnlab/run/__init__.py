@@ -49,11 +49,21 @@ _MODULES = {
     "_tracking": ("MlflowTracker", "NullTracker", "Tracker", "running_runs"),
     "_artifacts": ("remedy_label", "run_name", "tags"),
     "_figures": ("FLOOR", "TARGET", "TOTAL", "flow_curves", "flow_heatmap", "pyplot"),
+    "_jacobians": (
+        "flatten_state",
+        "jacobian_log_singular_values",
+        "log_singular_values_along",
+        "state_width",
+        "step_jacobian",
+    ),
+    "_lyapunov": ("Spectrum", "exponents_along", "lyapunov_spectrum", "spectrum_along"),
+    "_dynamics": ("DynamicsRecorder", "layer_spectra"),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = [
     "CellConfig",
     "DatasetConfig",
+    "DynamicsRecorder",
     "FLOOR",
     "FlowRecorder",
     "FlowSummary",
@@ -70,6 +80,7 @@ __all__ = [
     "RunResult",
     "STEPS_IN_PAST_FLOOR",
     "Selection",
+    "Spectrum",
     "SequenceModel",
     "Source",
     "TARGET",
@@ -82,14 +93,20 @@ __all__ = [
     "describe_device",
     "dotted",
     "evaluate",
+    "exponents_along",
+    "flatten_state",
     "flow_curve",
     "flow_curves",
     "flow_heatmap",
     "flow_metrics",
     "grad_curve",
+    "jacobian_log_singular_values",
+    "layer_spectra",
     "load_run_config",
     "load_yaml",
+    "log_singular_values_along",
     "loss_terms",
+    "lyapunov_spectrum",
     "make_optimizer",
     "nonfinite",
     "param_groups",
@@ -103,6 +120,9 @@ __all__ = [
     "run_loop",
     "run_name",
     "running_runs",
+    "spectrum_along",
+    "state_width",
+    "step_jacobian",
     "summarize",
     "summary_line",
     "tags",
@@ -129,9 +149,19 @@ if TYPE_CHECKING:
         resolve,
     )
     from rnnlab.run._devices import describe_device, resolve_device
+    from rnnlab.run._dynamics import DynamicsRecorder, layer_spectra
     from rnnlab.run._evaluation import Selection, evaluate, nonfinite, weight_metrics
     from rnnlab.run._figures import FLOOR, TARGET, TOTAL, flow_curves, flow_heatmap, pyplot
+    from rnnlab.run._jacobians import (
+        flatten_state,
+        jacobian_log_singular_values,
+        log_singular_values_along,
+        state_width,
+        step_jacobian,
+    )
+    from rnnlab.run._lyapunov import Spectrum, exponents_along, lyapunov_spectrum, spectrum_along
     from rnnlab.run._model import SequenceModel, build_model, run_loop
+    from rnnlab.run._optim import make_optimizer, param_groups
     from rnnlab.run._probe import (
         STEPS_IN_PAST_FLOOR,
         FlowRecorder,
@@ -145,7 +175,6 @@ if TYPE_CHECKING:
     from rnnlab.run._result import Progress, RunResult, summary_line
     from rnnlab.run._sources import Key, Source, apply_override, dotted, load_yaml
     from rnnlab.run._tracking import MlflowTracker, NullTracker, Tracker, running_runs
-    from rnnlab.run._optim import make_optimizer, param_groups
     from rnnlab.run._train import build, loss_terms, prepare_process, train
 else:
 

@@ -5,7 +5,9 @@ time step: ``norms``, the total curve ||dL/dh_t||, and ``target_norms``, the tar
 ||dL_target/dh_t||, rnnlab.run's probes), ``gradient_flow.png`` and ``gradient_flow_target.png``
 (heatmaps of the two, log scale; the second only where the curves differ, so not on a last-step
 task, where it would be the first again at ~0.1 s a run), ``gradient_flow_curves.png`` (first and
-last total curve) and ``summary.json``.
+last total curve), ``dynamics.npz`` and ``lyapunov.png`` (each layer's Lyapunov spectra,
+rnnlab.run._dynamics), ``model.pt`` (the final weights and the resolved config: ``rnnlab
+dynamics RUN_ID`` rebuilds the model from it) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ import yaml
 
 from rnnlab._names import (
     CONFIG_FILE,
+    DYNAMICS_FILE,
     FAILED,
     FLOW_ARRAYS,
     FLOW_CURVES_PNG,
     FLOW_FILE,
     FLOW_PNG,
     FLOW_TARGET_PNG,
+    LYAPUNOV_PNG,
+    MODEL_FILE,
     NO_REMEDY,
     SELECTION,
     SUMMARY_FILE,
@@ -41,8 +46,11 @@ from rnnlab._names import (
 from rnnlab.run._probe import FlowRecorder
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from rnnlab.base import Dataset
     from rnnlab.run._config import ResolvedRun
+    from rnnlab.run._dynamics import DynamicsRecorder
     from rnnlab.run._result import RunResult
 
 
@@ -75,9 +83,14 @@ def folder() -> Iterator[Path]:
 
 
 def write(
-    out: Path, run: ResolvedRun, result: RunResult, recorder: FlowRecorder, device: str
+    out: Path,
+    run: ResolvedRun,
+    result: RunResult,
+    recorder: FlowRecorder,
+    device: str,
+    dynamics: DynamicsRecorder | None = None,
 ) -> None:
-    """Write every artifact of a finished run into ``out``."""
+    """Write every artifact of a finished run into ``out`` (``model.pt``: :func:`save_model`)."""
     import torch
 
     from rnnlab.run import _figures as plots
@@ -96,6 +109,12 @@ def write(
             path = out / FLOW_TARGET_PNG
             plots.flow_heatmap(recorder.steps, target, path, aim, plots.TARGET)
         plots.flow_curves(recorder.steps, flow, out / FLOW_CURVES_PNG, title)
+    measured = dynamics.arrays() if dynamics is not None else {}
+    if measured:
+        np.savez_compressed(out / DYNAMICS_FILE, allow_pickle=False, **measured)
+        if run.config.train.plots:
+            steps = [int(s) for s in measured["steps"]]
+            plots.lyapunov_spectra(steps, measured["exponents"], out / LYAPUNOV_PNG, title)
     summary = {
         "outcome": result.outcome,
         "steps_done": result.steps_done,
@@ -104,6 +123,10 @@ def write(
         "seconds": round(result.seconds, 3),
         "metrics": result.metrics,
         "probe_steps": recorder.steps,
+        "dynamics": {
+            "steps": dynamics.steps if dynamics is not None else [],
+            "seconds": round(dynamics.seconds, 3) if dynamics is not None else 0.0,
+        },
         "selection": {"rule": run.config.train.select, "step": result.selected_step},
         "device": device,
         "versions": {
@@ -115,3 +138,17 @@ def write(
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
     if result.outcome == FAILED:
         (out / TRACEBACK_FILE).write_text(result.message)
+
+
+def save_model(out: Path, run: ResolvedRun, state: dict[str, Tensor], step: int) -> None:
+    """``model.pt``: the weights ``state`` after ``step`` updates and the resolved config, on
+    the CPU, so that any past run can be rebuilt and analysed again (``rnnlab dynamics``)."""
+    import torch
+
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in state.items()},
+        "config": run.as_dict(),
+        "step": step,
+        "version": VERSION,
+    }
+    torch.save(payload, out / MODEL_FILE)

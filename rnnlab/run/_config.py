@@ -90,6 +90,18 @@ class TrainConfig(_Strict):
     log_every: int = Field(
         10, gt=0, description="log train/loss and grad/global_norm every N steps"
     )
+    dynamics_every: int | None = Field(
+        None,
+        ge=0,
+        description="each layer's Lyapunov spectrum (dyn/*, dynamics.npz) every N steps, and at 0 "
+        "and the end; default (null): at step 0 and the end only; 0 = never",
+    )
+    lyapunov_k: int | None = Field(
+        None,
+        gt=0,
+        description="Lyapunov exponents measured per layer (default: min(state width, 32)); at "
+        "most the state's width",
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (default: torch's)")
     flush_denormal: bool = Field(True, description="flush denormal floats on CPU (much faster)")

@@ -1,5 +1,6 @@
 """Gradient-flow figures (matplotlib, Agg): heatmaps over training (the total curve ||dL/dh_t||
-and the target curve ||dL_target/dh_t||, rnnlab.run._probe) and the first/last curves."""
+and the target curve ||dL_target/dh_t||, rnnlab.run._probe) and the first/last curves; and the
+Lyapunov spectra at the first and the last measured step (rnnlab.run._dynamics)."""
 
 from __future__ import annotations
 
@@ -92,5 +93,36 @@ def flow_curves(steps: list[int], flow: np.ndarray, path: Path, title: str) -> N
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.13, top=0.92)  # not tight_layout: slow
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def lyapunov_spectra(steps: list[int], exponents: np.ndarray, path: Path, title: str) -> None:
+    """``exponents[measure, layer, i]`` (NaN past a layer's k) against i at the first and the
+    last measured step: one panel per layer, the line lambda = 0 between contracting (below)
+    and chaotic (above) dynamics."""
+    plt = pyplot()
+    layers = exponents.shape[1]
+    fig, axes = plt.subplots(1, layers, figsize=(4.2 * layers + 1.0, 3.8), squeeze=False)
+    picks = [(0, "first", "#0072B2")]  # the colours of flow_curves
+    if len(steps) > 1:
+        picks.append((len(steps) - 1, "last", "#D55E00"))
+    for layer in range(layers):
+        ax = axes[0, layer]
+        for index, which, colour in picks:
+            values = exponents[index, layer]
+            values = values[np.isfinite(values)]
+            label = f"{which} (step {steps[index]})"
+            ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=3, color=colour, label=label)
+        ax.axhline(0.0, color="0.4", linestyle=":", linewidth=1)
+        ax.set_xlabel("exponent i (descending)")
+        ax.set_ylabel("lambda_i (nats per time step)")
+        top = "top layer" if layer == layers - 1 else f"layer {layer}"
+        ax.set_title(title if layers == 1 else top, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if layers > 1:
+        fig.suptitle(title)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.14, top=0.86 if layers > 1 else 0.9)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -35,6 +35,7 @@ from rnnlab.base import Dataset, LayerTrace, Remedy
 from rnnlab.errors import RnnlabError, SetupError
 from rnnlab.run._config import ResolvedRun
 from rnnlab.run._devices import describe_device, resolve_device
+from rnnlab.run._dynamics import SEQUENCES, DynamicsRecorder, scheduled
 from rnnlab.run._evaluation import Selection, evaluate, nonfinite, weight_metrics
 from rnnlab.run._model import SequenceModel, build_model
 from rnnlab.run._optim import make_optimizer  # train.lr_groups: the optimizer's groups
@@ -169,6 +170,11 @@ def train(
 
     needs_states = any(remedy.needs_states for remedy in remedies)
     recorder = FlowRecorder()
+    dynamics = None  # the spectra, on fixed validation sequences (rnnlab.run._dynamics)
+    if t.dynamics_every != 0:
+        x_dyn = next(iter(dataset.batches(VAL, SEQUENCES)))[0].to(device)
+        dynamics = DynamicsRecorder(x_dyn, t.lyapunov_k)
+    final_state: dict[str, Tensor] | None = None  # the last step's weights, for model.pt
     selection = Selection(t.select)
     batch = max(t.batch_size, 256)  # evaluation batches
     result = RunResult(COMPLETED, 0)
@@ -181,6 +187,8 @@ def train(
             result = _diverged(0, f"the {VAL} evaluation gave {bad}")
         else:
             selection.offer(model, 0, scores)
+            if dynamics is not None:  # before any update
+                tracker.log_metrics(dynamics.measure(model, 0), step=0)
         started = time.perf_counter()  # steps/s counts training only
         batches = dataset.batches("train", t.batch_size)
         for step in range(t.steps if result.outcome == COMPLETED else 0):
@@ -246,6 +254,12 @@ def train(
                 if should_stop is not None and should_stop(done, scores):
                     result = RunResult(PRUNED, done, message=f"pruned at step {done}")
                     break
+            if (
+                dynamics is not None
+                and done < t.steps
+                and scheduled(t.dynamics_every, done, t.steps)
+            ):
+                tracker.log_metrics(dynamics.measure(model, done), step=done)  # the end: below
             if progress is not None:
                 elapsed = time.perf_counter() - started
                 progress(
@@ -261,6 +275,13 @@ def train(
         rest = interval.take()  # steps since the last logged one (pruned or diverged runs)
         if rest:
             tracker.log_metrics(rest, step=max(result.steps_done - 1, 0))
+        done = result.steps_done
+        if dynamics is not None and done > 0 and result.outcome in (COMPLETED, PRUNED):
+            final = dynamics.measure(model, done)  # the weights after the last update
+            last.update(final)  # the final spectrum, for the summary and the sweep's table
+            tracker.log_metrics(final, step=done)
+        if tracker.keeps_artifacts and t.select != "final":
+            final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if result.outcome == COMPLETED:  # the test split, once, on the selected weights
             chosen = selection.restore(model)
             _, bad = _held_out(model, dataset, TEST, batch, device, chosen, tracker, last)
@@ -285,7 +306,8 @@ def train(
     tracker.set_tags({OUTCOME: result.outcome})
     if tracker.keeps_artifacts:
         with artifacts.folder() as out:
-            artifacts.write(out, run, result, recorder, device_label)
+            artifacts.write(out, run, result, recorder, device_label, dynamics)
+            artifacts.save_model(out, run, final_state or model.state_dict(), result.steps_done)
             tracker.log_artifacts(out)
     tracker.finish(status)
     result.run_id = tracker.run_id

@@ -37,6 +37,8 @@ from rnnlab._names import (
     INCOMPATIBLE,
     KEY,
     LOG10_RATIO,
+    LYAPUNOV_ATTR,
+    LYAPUNOV_MAX,
     MESSAGE,
     OUTCOME,
     OWNER,
@@ -330,7 +332,12 @@ class SweepStudy:
         if not self.alive(task):
             return False
         trial.set_user_attr(OUTCOME, outcome)
-        for attr, key in ((RATIO_ATTR, LOG10_RATIO), (TARGET_RATIO_ATTR, TARGET_LOG10_RATIO)):
+        summaries = (
+            (RATIO_ATTR, LOG10_RATIO),
+            (TARGET_RATIO_ATTR, TARGET_LOG10_RATIO),
+            (LYAPUNOV_ATTR, LYAPUNOV_MAX),
+        )
+        for attr, key in summaries:
             ratio = metrics.get(key)
             if ratio is not None and math.isfinite(ratio):  # for the outcome table
                 trial.set_user_attr(attr, ratio)

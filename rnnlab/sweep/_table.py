@@ -14,14 +14,14 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from rnnlab._names import CONFIG, OUTCOME, OUTCOMES, RATIO_ATTR, TARGET_RATIO_ATTR
+from rnnlab._names import CONFIG, LYAPUNOV_ATTR, OUTCOME, OUTCOMES, RATIO_ATTR, TARGET_RATIO_ATTR
 from rnnlab.sweep._plan import Range, SweepPlan, encode, label, objective_value
 
 
 def outcome_table(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, Any]]:
     """Group finished trials by their categorical settings: objective mean, std, best (over
-    the completed trials, ``n`` of them), mean log10 ratios of the target and total curves, and
-    the count of each outcome.
+    the completed trials, ``n`` of them), mean log10 ratios of the target and total curves, the
+    mean final largest Lyapunov exponent, and the count of each outcome.
 
     Continuous (range) settings are not grouped on; every other space key is a column.
     """
@@ -59,6 +59,7 @@ def outcome_table(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, 
             n=len(values),
             target_log10_ratio=_mean_attr(members, TARGET_RATIO_ATTR),
             log10_ratio=_mean_attr(members, RATIO_ATTR),
+            lyapunov_max=_mean_attr(members, LYAPUNOV_ATTR),
             seeds=len(members),
             configs=len({t.user_attrs.get(CONFIG) for t in members}),
         )
@@ -88,7 +89,7 @@ def table_axes(plan: SweepPlan) -> list[str]:
 
 def table_header(plan: SweepPlan) -> list[str]:
     metric = plan.section.objective.metric
-    ratios = ["target log10 ratio", "total log10 ratio"]
+    ratios = ["target log10 ratio", "total log10 ratio", "lambda max"]
     return [*table_axes(plan), f"{metric} mean ± std", "best", *ratios, *OUTCOMES]
 
 
@@ -99,7 +100,9 @@ def table_cells(plan: SweepPlan, row: dict[str, Any]) -> list[str]:
     completed. ``target log10 ratio`` is the mean over the row's trials of log10 ||dL_t/dh_1|| /
     ||dL_t/dh_T|| at their last probe, L_t the loss of the task's target steps alone (the probes
     of rnnlab.run); ``total log10 ratio`` the same of the whole loss L. They are equal on
-    last-step tasks."""
+    last-step tasks. ``lambda max`` is the mean over the row's trials of their final
+    ``dyn/lyapunov_max`` (the top layer's largest Lyapunov exponent after the last update,
+    rnnlab.run._dynamics): below 0 the dynamics contract, and the gradient vanishes with them."""
     score = "-" if row["mean"] is None else f"{row['mean']:.4g} ± {row['std']:.2g}"
     if row["mean"] is not None and row["n"] < row["seeds"]:
         score += f" ({row['n']} of {row['seeds']})"
@@ -114,6 +117,7 @@ def table_cells(plan: SweepPlan, row: dict[str, Any]) -> list[str]:
         best,
         ratio(row["target_log10_ratio"]),
         ratio(row["log10_ratio"]),
+        "-" if row["lyapunov_max"] is None else f"{row['lyapunov_max']:.3f}",
         *(str(row[o]) for o in OUTCOMES),
     ]
 

@@ -1,11 +1,12 @@
-"""The dynamics of a cell's state map: Lyapunov spectra, step Jacobians, Jacobian-product spectra.
+"""Lyapunov spectra of a cell's state map: the QR recursion, measured and differentiable.
 
 A recurrent layer is a map s_t = F(s_{t-1}, x_t) on its full state s (h; an LSTM's (h, c)). The
 exponents of the products of its step Jacobians J_t = ds_t / ds_{t-1} along a trajectory say why
 a gradient vanished (every exponent negative: contracting dynamics) or exploded (the largest
 positive: chaos). :func:`lyapunov_spectrum` measures them on any :class:`~rnnlab.base.Cell`;
-:func:`jacobian_log_singular_values` gives the dynamical-isometry view of the same Jacobians;
-:func:`exponents_along` is the differentiable recursion that the ``flossing`` remedy optimises.
+:func:`spectrum_along` does the same on a layer's projected inputs (what the model fed its
+cell); :func:`exponents_along` is the differentiable recursion that the ``flossing`` remedy
+optimises.
 
 The algorithm (Engelken, Wolf & Abbott 2020, "Lyapunov spectra of chaotic recurrent neural
 networks"; Vogt et al.'s lyapunov-hyperopt for torch, github.com/shlizee/lyapunov-hyperopt,
@@ -26,25 +27,8 @@ on purpose:
   the sums are divided by the steps accumulated (lyapunov-hyperopt divides by the sequence length
   including its warm-up).
 
-The Jacobian seam. A cell may define ``step_jacobian(u_t, state, t) -> Tensor | None``: the
-per-example Jacobian of ``step``'s new state with respect to ``state``, ``[B, W, W]`` with the
-state flattened in tuple order (each tensor ``[B, ...]`` flattened, then concatenated: an LSTM's
-rows and columns are h's units, then c's). ``J[b, i, j] = d s_t[b, i] / d s_{t-1}[b, j]``.
-Returning None means "use autograd" (the built-in cells do when normalisers are set). Every
-other cell, including third-party cells and remedy wrappers (residual, gating), gets its
-Jacobian by forward-mode autograd through its own ``step``: ``torch.func.jvp`` on Q's k columns
-at once under ``torch.func.vmap`` (k Jacobian-vector products: the cost of pushing Q is that of
-k tangent steps, against W for building J), and the whole J from the W identity columns when
-k is the full width, where log|det J_t| is needed too. Forward mode rather than ``jacrev``
-because what the recursion needs is J Q, columns, which forward mode gives directly. A cell
-whose step cannot run under vmap falls back to one ``jvp`` per column. An analytic
-``step_jacobian`` is used only when it is defined on the class that defines ``step`` or below
-it: a subclass that overrides ``step`` alone gets autograd, never a stale formula.
-
-Per-example Jacobians need a step in which examples do not interact: batch-norm with batch
-statistics couples them. :func:`lyapunov_spectrum` and :func:`jacobian_log_singular_values`
-therefore run the cell in eval mode (population statistics; dropout off) and under
-``torch.no_grad``, and put every submodule's training flag back afterwards.
+The step Jacobians come from rnnlab.run._jacobians (the cell's analytic ``step_jacobian`` where
+it has one that applies, else forward-mode autograd through its own ``step``).
 
 Example:
     >>> import torch
@@ -57,36 +41,29 @@ Example:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from rnnlab.base import Cell, State
+from rnnlab.run._jacobians import (
+    analytic_jacobian,
+    checked_inputs,
+    checked_jacobian,
+    evaluating,
+    state_width,
+    step_jacobian,
+    tangents,
+)
 
-__all__ = [
-    "Spectrum",
-    "exponents_along",
-    "jacobian_log_singular_values",
-    "lyapunov_spectrum",
-    "state_width",
-    "step_jacobian",
-]
+__all__ = ["Spectrum", "exponents_along", "lyapunov_spectrum", "spectrum_along"]
 
 FRAME_SEED = 0
 """Seed of the random orthonormal first frame (the same frame on every call, as Engelken's code
 reseeds it on every call)."""
-
-JacobianMethod = Callable[[Tensor, State, int], "Tensor | None"]
-"""The seam's signature: ``step_jacobian(u_t, state, t) -> [B, W, W]`` or None (use autograd)."""
-
-_NO_VMAP: set[type] = set()
-"""Cell classes whose step failed under ``torch.func.vmap``: one ``jvp`` per column for them."""
 
 
 @dataclass(frozen=True)
@@ -111,119 +88,18 @@ class Spectrum:
     steps: int
 
 
-# --- the state, flattened ---------------------------------------------------------------------
-
-
-def flatten_state(state: State) -> Tensor:
-    """``[B, W]``: every tensor of ``state`` flattened per example, concatenated in tuple order."""
-    return torch.cat([s.reshape(s.shape[0], -1) for s in state], dim=-1)
-
-
-def state_width(state: State) -> int:
-    """W: the number of values per example in ``state`` (an LSTM's (h, c): 2H)."""
-    return sum(math.prod(s.shape[1:]) for s in state)
-
-
-def _unflatten(flat: Tensor, like: State) -> State:
-    sizes = [math.prod(s.shape[1:]) for s in like]
-    parts = flat.split(sizes, dim=-1)
-    return tuple(p.reshape(s.shape) for p, s in zip(parts, like, strict=True))
-
-
-# --- step Jacobians ---------------------------------------------------------------------------
-
-
-def _defined_on(cls: type, name: str) -> type | None:
-    return next((k for k in cls.__mro__ if name in vars(k)), None)
-
-
-def _analytic(cell: Cell) -> JacobianMethod | None:
-    """The cell's own ``step_jacobian`` where it can be trusted: defined on the class that
-    defines ``step`` or on a subclass of it."""
-    owner = _defined_on(type(cell), "step_jacobian")
-    if owner is None or not issubclass(owner, _defined_on(type(cell), "step") or Cell):
-        return None
-    return cast(JacobianMethod, cell.step_jacobian)  # nn.Module types it Tensor | Module
-
-
-def _tangents(cell: Cell, u_t: Tensor, state: State, t: int, columns: Tensor) -> Tensor:
-    """``J_t v`` for every column v of ``columns`` ``[B, W, k]`` by forward-mode autograd
-    through ``cell.step``: ``[B, W, k]``."""
-    flat = flatten_state(state)
-
-    def step(s: Tensor) -> Tensor:
-        return flatten_state(cell.step(u_t, _unflatten(s, state), t)[1])
-
-    def push(v: Tensor) -> Tensor:
-        out: Tensor = torch.func.jvp(step, (flat,), (v,))[1]
-        return out
-
-    vs = columns.movedim(-1, 0)  # [k, B, W]
-    if type(cell) not in _NO_VMAP:
-        try:
-            return torch.func.vmap(push)(vs).movedim(0, -1)
-        except (RuntimeError, NotImplementedError):  # an op without a batching rule
-            _NO_VMAP.add(type(cell))
-    return torch.stack([push(v) for v in vs], dim=-1)
-
-
-def step_jacobian(cell: Cell, u_t: Tensor, state: State, t: int, *, method: str = "auto") -> Tensor:
-    """The per-example Jacobian of one step, ``[B, W, W]`` (see the module's Jacobian seam).
-
-    Args:
-        cell: any cell.
-        u_t: the projected input of step t (``cell.project_inputs(x)[t]``).
-        state: the state fed to step t.
-        t: the time index (batch-norm keeps statistics per step).
-        method: ``"auto"`` (the cell's analytic ``step_jacobian`` when it has one that applies,
-            else autograd), ``"analytic"`` (raise if there is none) or ``"autograd"``.
-
-    Example:
-        >>> import torch
-        >>> from rnnlab_cells.twins import ElmanCell
-        >>> cell = ElmanCell(2, 4)
-        >>> state = cell.init_state(3)
-        >>> step_jacobian(cell, cell.project_inputs(torch.randn(3, 2)), state, 0).shape
-        torch.Size([3, 4, 4])
-    """
-    if method not in ("auto", "analytic", "autograd"):
-        raise ValueError(f"method: expected 'auto', 'analytic' or 'autograd', got {method!r}")
-    width = state_width(state)
-    if method != "autograd":
-        analytic = _analytic(cell)
-        jac = analytic(u_t, state, t) if analytic is not None else None
-        if jac is not None:
-            return _checked(cell, jac, state[0].shape[0], width)
-        if method == "analytic":
-            raise ValueError(
-                f"method='analytic': {type(cell).__name__} has no analytic step_jacobian "
-                "that applies (none defined, or it returned None, e.g. with normalisers set)"
-            )
-    eye = torch.eye(width, dtype=state[0].dtype, device=state[0].device)
-    return _tangents(cell, u_t, state, t, eye.expand(state[0].shape[0], width, width))
-
-
-def _checked(cell: Cell, jac: Tensor, batch: int, width: int) -> Tensor:
-    if jac.shape != (batch, width, width):
-        raise ValueError(
-            f"{type(cell).__name__}.step_jacobian: expected shape [{batch}, {width}, {width}] "
-            f"(batch, state width, state width), got {list(jac.shape)}"
-        )
-    return jac
-
-
 def _advance(
     cell: Cell, u_t: Tensor, state: State, t: int, frame: Tensor, full: bool
 ) -> tuple[State, Tensor, Tensor | None]:
     """One step: the new state, ``J_t @ frame`` and, when ``full``, log|det J_t| ``[B]``."""
     new = cell.step(u_t, state, t)[1]
-    analytic = _analytic(cell)
+    analytic = analytic_jacobian(cell)
     jac = analytic(u_t, state, t) if analytic is not None else None
     if jac is None and full:  # the whole J: W tangents, as many as the frame's columns
         jac = step_jacobian(cell, u_t, state, t, method="autograd")
     if jac is None:
-        return new, _tangents(cell, u_t, state, t, frame), None
-    jac = _checked(cell, jac, frame.shape[0], frame.shape[1])
+        return new, tangents(cell, u_t, state, t, frame), None
+    jac = checked_jacobian(cell, jac, frame.shape[0], frame.shape[1])
     logdet = torch.linalg.slogdet(jac)[1] if full else None
     return new, jac @ frame, logdet
 
@@ -287,40 +163,14 @@ def _recursion(
             continue
         frame, diag = _orthonormalise(pushed)
         if i >= warmup:  # the warm-up ends with a QR at i = warmup - 1, so windows start clean
-            window = diag.log()
+            # a direction the step annihilates (J v = 0: every ReLU unit off) is floored at
+            # the dtype's smallest normal, log 1.2e-38 = -87 nats in float32, not -inf
+            window = diag.clamp(min=torch.finfo(diag.dtype).tiny).log()
             logs = logs + window
             windows.append(window / since)
             steps += since
         since = 0
     return _Sums(logs, windows, logdet, steps)
-
-
-@contextmanager
-def _evaluating(cell: Cell) -> Iterator[None]:
-    """Eval mode (population statistics, no dropout) for the duration; every submodule's own
-    training flag restored afterwards."""
-    flags = [(module, module.training) for module in cell.modules()]
-    cell.eval()
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
-
-
-def _checked_inputs(cell: Cell, inputs: Tensor, state: State | None) -> State:
-    if inputs.dim() != 3 or inputs.shape[-1] != cell.input_size:
-        raise ValueError(
-            f"inputs: expected [T, B, input_size={cell.input_size}] (time-major, the cell's raw "
-            f"inputs), got shape {list(inputs.shape)}"
-        )
-    batch = inputs.shape[1]
-    if state is None:
-        return cell.init_state(batch, inputs.device, inputs.dtype)
-    if not state or any(s.dim() < 2 or s.shape[0] != batch for s in state):
-        shapes = [list(s.shape) for s in state]
-        raise ValueError(f"state: expected tensors [B={batch}, ...], got shapes {shapes}")
-    return state
 
 
 def lyapunov_spectrum(
@@ -356,7 +206,9 @@ def lyapunov_spectrum(
 
     Returns:
         A :class:`Spectrum`. A direction that a step annihilates (a ReLU unit switched off, with
-        k = W) gives an exponent at rounding level, about log(eps) per step or below.
+        k = W) gives an exponent at rounding level, about log(eps) per step or below, and never
+        below log of the dtype's smallest normal (-87.3 per step in float32): a step whose
+        Jacobian maps the direction to exactly 0 is counted at that floor, not as -inf.
 
     Raises:
         ValueError: inputs not ``[T, B, input_size]``; ``k`` outside 1..W; ``qr_every`` < 1;
@@ -371,8 +223,35 @@ def lyapunov_spectrum(
         >>> bool(abs(spectrum.exponents.sum() - spectrum.log_det_mean) < 1e-3)  # float32
         True
     """
-    state = _checked_inputs(cell, inputs, state)
-    steps = inputs.shape[0]
+    state = checked_inputs(cell, inputs, state)
+    with evaluating(cell), torch.no_grad():
+        projected = cell.project_inputs(inputs).unbind(0)
+        return spectrum_along(cell, projected, state, k=k, qr_every=qr_every, warmup=warmup)
+
+
+def spectrum_along(
+    cell: Cell,
+    inputs: Sequence[Tensor],
+    state: State,
+    *,
+    k: int | None = None,
+    qr_every: int = 1,
+    warmup: int = 0,
+    start: int = 0,
+) -> Spectrum:
+    """:func:`lyapunov_spectrum` on projected ``inputs`` from ``state``, in the cell's current
+    mode and grad setting: what a run measures on each layer's
+    :class:`~rnnlab.base.LayerTrace` (``inputs``, ``states[0]``), which holds what the model's
+    own forward fed the cell (a lower layer's outputs, the remedies' ``after_layer`` applied).
+
+    Args:
+        cell: any cell.
+        inputs: the projected inputs of the steps, ``[B, *]`` each.
+        state: the state fed to the first of them.
+        k, qr_every, warmup: as for :func:`lyapunov_spectrum`.
+        start: the time index of the first input (what ``step`` is told).
+    """
+    steps = len(inputs)
     width = state_width(state)
     k = width if k is None else k
     if not 1 <= k <= width:
@@ -383,14 +262,13 @@ def lyapunov_spectrum(
         raise ValueError(
             f"warmup: expected 0 <= warmup < T={steps} (the inputs' length), got {warmup}"
         )
-    with _evaluating(cell), torch.no_grad():
-        sums = _recursion(
-            cell, cell.project_inputs(inputs).unbind(0), state, k, qr_every, warmup, k == width
-        )
-    per_example = (sums.logs / sums.steps).double().cpu().numpy()
+    sums = _recursion(cell, inputs, state, k, qr_every, warmup, k == width, start)
+    per_example = (sums.logs / sums.steps).detach().double().cpu().numpy()
     per_example = -np.sort(-per_example, axis=1)
-    ftle = torch.stack(sums.windows).mean(dim=1).double().cpu().numpy()
-    log_det = None if sums.logdet is None else float(sums.logdet.double().mean()) / sums.steps
+    ftle = torch.stack(sums.windows).mean(dim=1).detach().double().cpu().numpy()
+    log_det = (
+        None if sums.logdet is None else float(sums.logdet.detach().double().mean()) / sums.steps
+    )
     return Spectrum(per_example.mean(axis=0), per_example, ftle, log_det, sums.steps)
 
 
@@ -453,43 +331,3 @@ def exponents_along(
         raise ValueError(f"qr_every: expected an integer >= 1, got {qr_every}")
     sums = _recursion(cell, inputs, state, k, qr_every, warmup, False, start, through_states)
     return sums.logs / sums.steps
-
-
-def jacobian_log_singular_values(
-    cell: Cell, inputs: Tensor, *, state: State | None = None
-) -> np.ndarray:
-    """log of the singular values of ds_T/ds_0 = J_T ... J_1 over the whole sequence, ``[B, W]``.
-
-    The dynamical-isometry view (Chen, Pennington & Schoenholz 2018; there is no official code):
-    singular values near 1 (logs near 0) let signals and gradients through all T steps. The
-    product is accumulated in float64, rescaled every step by its largest entry (the scale kept
-    as a log), so it neither overflows nor underflows. Its SVD resolves a singular value only
-    down to W eps (float64) times the largest, about 34 nats below the first value at W = 32
-    (an SVD's error is that of the largest value): a smaller one is reported at that floor,
-    log(sigma_max) + log(W eps), and means "at most about this". Not divided by T: ``values / T``
-    are finite-time exponents, which :func:`lyapunov_spectrum` measures without the floor. Eval
-    mode and ``torch.no_grad``, as :func:`lyapunov_spectrum`; cost O(T B W^3), meant for
-    initialisation.
-
-    Example:
-        >>> import torch
-        >>> from rnnlab_cells.twins import ElmanCell
-        >>> cell = ElmanCell(1, 8)
-        >>> jacobian_log_singular_values(cell, torch.randn(20, 2, 1)).shape
-        (2, 8)
-    """
-    state = _checked_inputs(cell, inputs, state)
-    batch, width = inputs.shape[1], state_width(state)
-    product = torch.eye(width, dtype=torch.float64, device=inputs.device).repeat(batch, 1, 1)
-    scale = torch.zeros(batch, 1, dtype=torch.float64, device=inputs.device)
-    with _evaluating(cell), torch.no_grad():
-        for t, u_t in enumerate(cell.project_inputs(inputs).unbind(0)):
-            jac = step_jacobian(cell, u_t, state, t)
-            state = cell.step(u_t, state, t)[1]
-            product = jac.double() @ product
-            top = product.abs().amax(dim=(1, 2)).clamp(min=torch.finfo(torch.float64).tiny)
-            product = product / top[:, None, None]
-            scale = scale + top.log()[:, None]
-    values = torch.linalg.svdvals(product)
-    floor = values[:, :1] * (width * torch.finfo(torch.float64).eps)  # below it: rounding error
-    return (values.maximum(floor).log() + scale).cpu().numpy()
