@@ -4,6 +4,9 @@ broken plugin and RNNLAB_LOAD_PLUGINS, and the messages a plugin's mistakes get.
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
+import tomllib
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -360,3 +363,35 @@ def test_the_table_of_tests_is_every_test_of_the_suites() -> None:
     assert sorted(documented) == sorted(real), "docs/plugins.md's table of the suites' tests"
     for test, (suites, _) in documented.items():
         assert _suites(suites) == real[test], test
+
+
+# --- pytest is the plugin's test extra, not rnnlab's dependency (item 5) ----------------------
+
+
+def test_rnnlab_testing_without_pytest_says_how_to_get_it() -> None:
+    """In a process where pytest cannot be imported (``sys.modules['pytest'] = None``),
+    ``import rnnlab.testing`` names pytest and the test extra, not a bare ModuleNotFoundError
+    from deep inside the suites."""
+    code = (
+        "import sys\n"
+        "sys.modules['pytest'] = None\n"
+        "import rnnlab\n"
+        "try:\n"
+        "    import rnnlab.testing\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc.name, '|', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "pytest | rnnlab.testing needs pytest, which rnnlab does not install: pip install pytest "
+        "(or your plugin's test extra: pip install -e '.[test]')"
+    )
+
+
+def test_the_documented_example_has_a_test_extra_with_pytest() -> None:
+    example = Path(__file__).parent / "example_plugin" / "pyproject.toml"
+    extras = tomllib.loads(example.read_text())["project"]["optional-dependencies"]
+    assert any(req.split(">")[0].split("=")[0].strip() == "pytest" for req in extras["test"])

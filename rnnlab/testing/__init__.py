@@ -21,6 +21,15 @@ docs/plugins.md ("Testing it") lists what each suite checks.
 
 from __future__ import annotations
 
+try:
+    import pytest  # noqa: F401 - the suites are pytest classes
+except ImportError as exc:  # rnnlab does not depend on pytest
+    raise ModuleNotFoundError(
+        "rnnlab.testing needs pytest, which rnnlab does not install: pip install pytest (or "
+        "your plugin's test extra: pip install -e '.[test]')",
+        name="pytest",
+    ) from exc
+
 from rnnlab.testing._available import (
     UNDER_TEST,
     PluginSkipWarning,
