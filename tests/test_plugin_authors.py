@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+import textwrap
 import tomllib
 import warnings
 from collections.abc import Iterator, Sequence
@@ -287,6 +288,19 @@ def test_a_check_across_options_points_at_the_key_and_its_line(write_config) -> 
         load_run_config(path, registry)
     said = "width must fit between low and high"  # no "Value error, ", no mapping
     assert str(error.value) == f"{path}, line 4, key remedies.0: {said}"
+
+
+def test_the_docs_show_the_checks_across_options_as_tested() -> None:
+    """docs/plugins.md's "Options checked together" quotes Window.Params and the two messages
+    the test above gets, so the documented pattern cannot drift from what works."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    section = text.split("### Options checked together\n", 1)[1].split("\n### ", 1)[0]
+    assert textwrap.dedent(inspect.getsource(Window.Params)).rstrip() in section
+    assert (
+        "`run.yaml, line 6, key remedies.0.high: must be above low (5); raise high or lower low "
+        "(got 3)`" in " ".join(section.split())
+    )
+    assert "`run.yaml, line 4, key remedies.0: width must fit between low and high`" in section
 
 
 def test_rnnlab_run_given_a_sweep_file_says_to_use_rnnlab_sweep(write_config) -> None:
