@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+import typing
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -409,3 +410,26 @@ def test_the_documented_example_has_a_test_extra_with_pytest() -> None:
     example = Path(__file__).parent / "example_plugin" / "pyproject.toml"
     extras = tomllib.loads(example.read_text())["project"]["optional-dependencies"]
     assert any(req.split(">")[0].split("=")[0].strip() == "pytest" for req in extras["test"])
+
+
+# --- resolving a config from Python, as docs/plugins.md shows it (item 10) --------------------
+
+
+def test_the_docs_resolve_a_config_from_python_as_shown(monkeypatch, capsys) -> None:
+    """docs/plugins.md's "From Python" block runs from the repository's root and prints what
+    its comments say (each ``# ...`` line at the margin is the output of the print above it)."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "plugins.md").read_text()
+    section = text.split("### From Python: a config resolved against the registry\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("\n```", 1)[0]
+    monkeypatch.chdir(root)
+    exec(compile(code, "docs/plugins.md", "exec"), {})
+    said = [line[2:] for line in code.splitlines() if line.startswith("# ")]
+    assert said and capsys.readouterr().out.splitlines() == said
+
+
+def test_the_register_annotation_takes_a_class_or_a_lazy_reference() -> None:
+    """``register: rnnlab.Register`` in a hook must accept what the docs show it given: a class
+    and a ``"module:Class"`` string (a plugin's type checker reads this annotation)."""
+    arguments, returned = typing.get_args(rnnlab.Register)
+    assert arguments == [str, type | str] and returned is None
