@@ -120,9 +120,12 @@ def run(
     """Train one configuration and record it in MLflow."""
     from rnnlab import commands
 
-    plugins = plugins_of(ctx)
-    registry = plugins.registry()
-    commands.warn_plugin_errors(plugins)  # after registering: those errors count too
+    def registry() -> Any:  # loaded once the MLflow helper has started (commands.run_file)
+        plugins = plugins_of(ctx)
+        loaded = plugins.registry()
+        commands.warn_plugin_errors(plugins)  # after registering: those errors count too
+        return loaded
+
     code = commands.run_file(registry, config, overrides, not no_track, tracking_uri)
     ctx.exit(code)
 
@@ -264,6 +267,22 @@ def report(
             open_page=open_page,
         )
     )
+
+
+@cli.command()
+@click.argument("sweep", required=False, metavar="[SWEEP]")
+@click.option("--storage", metavar="URL", help="Optuna storage of the sweep (as for sweep).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow store (default: the sweep's).")
+@click.pass_context
+def runs(
+    ctx: click.Context, sweep: str | None, storage: str | None, tracking_uri: str | None
+) -> None:
+    """List a sweep's trials: settings, seed, outcome, objective, run id (rnnlab.results).
+
+    SWEEP is its file or name; without it, the one sweep in the storage."""
+    from rnnlab import commands
+
+    ctx.exit(commands.list_runs(sweep, storage=storage, tracking_uri=tracking_uri))
 
 
 @cli.command()

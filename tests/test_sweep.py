@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from rnnlab._names import KEY, OUTCOME
 from rnnlab.cli import cli
 from rnnlab.errors import ConfigError
+from rnnlab.run import ORDER_FILE
 from rnnlab.sweep import storage_for
 
 BASE = """\
@@ -84,6 +85,10 @@ def test_grid_with_two_workers_runs_every_point_once(sweep_env, tmp_path) -> Non
     client = MlflowClient()
     for run in runs:
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 4, 8]
+        # drawn off the slots (rnnlab.sweep._figurework), logged before the run was ended
+        files = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"gradient_flow.png", "gradient_flow_curves.png"} <= files, files
+        assert ORDER_FILE not in files
     # the summary table in the terminal: one row per lr x remedies, seeds pooled
     assert "val/loss mean ± std" in result.output and result.output.count("│ 0.0") >= 6
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import click
 
 from rnnlab._names import DIVERGED, FAILED
-from rnnlab.commands._common import quiet_mlflow
 
 if TYPE_CHECKING:
     from rnnlab.plugins import Registry
-    from rnnlab.run import Progress
+    from rnnlab.run import Progress, RunResult, Tracker
 
 
 class ProgressDisplay:
@@ -59,27 +58,48 @@ class ProgressDisplay:
 
 
 def run_file(
-    registry: Registry,
+    registry: Registry | Callable[[], Registry],
     path: str,
     overrides: Sequence[str],
     track: bool,
     tracking_uri: str | None,
 ) -> int:
-    """``rnnlab run``: validate, train with a progress display, summarise. Returns the exit code."""
-    from rnnlab.run import MlflowTracker, NullTracker, Tracker, load_run_config, summary_line, train
+    """``rnnlab run``: validate, train with a progress display, summarise. Returns the exit code.
 
-    resolved = load_run_config(path, registry, list(overrides))
-    tracker: Tracker
-    if track:
-        tracker = MlflowTracker(tracking_uri=tracking_uri)
-        quiet_mlflow()  # after mlflow's import, which sets its own levels
-    else:
-        tracker = NullTracker(keep_artifacts=False)
+    ``registry`` may be a function that loads the plugins: the MLflow helper process
+    (rnnlab.run.BackgroundTracker) is started before it, so that it imports MLflow and opens the
+    store while the plugins, the config, the data and the model load (issue 22)."""
+    from rnnlab.run import BackgroundTracker, NullTracker
+
+    tracker: Tracker = BackgroundTracker(tracking_uri) if track else NullTracker(False)
+    try:
+        result = _train_file(registry, path, overrides, tracker)
+    finally:
+        if isinstance(tracker, BackgroundTracker):
+            tracker.close()  # a run it started and finish() did not end: ended as killed
+    return _report(result, tracker)
+
+
+def _train_file(
+    registry: Registry | Callable[[], Registry],
+    path: str,
+    overrides: Sequence[str],
+    tracker: Tracker,
+) -> RunResult:
+    from rnnlab.run import load_run_config, train
+
+    plugins = registry() if callable(registry) else registry
+    resolved = load_run_config(path, plugins, list(overrides))
     display = ProgressDisplay(resolved.config.train.steps, resolved.name)
     try:
-        result = train(resolved, tracker, progress=display)
+        return train(resolved, tracker, progress=display)
     finally:
         display.close()
+
+
+def _report(result: RunResult, tracker: Tracker) -> int:
+    from rnnlab.run import summary_line
+
     click.echo(summary_line(result))
     if result.outcome == DIVERGED:
         click.echo(
@@ -87,5 +107,9 @@ def run_file(
         )
     if result.outcome == FAILED:
         click.echo(f"Error: the run failed: {result.message}", err=True)
+    error = getattr(tracker, "error", None)
+    if error:  # training went on; its result is above, the record is not in MLflow
+        click.echo(f"Error: the run was not recorded in MLflow: {error}", err=True)
+        return 1
     click.echo(f"MLflow: {result.where}")
     return 1 if result.outcome == FAILED else 0

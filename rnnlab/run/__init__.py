@@ -47,6 +47,8 @@ _MODULES = {
     "_optim": ("make_optimizer", "param_groups"),
     "_train": ("build", "loss_terms", "prepare_process", "train"),
     "_tracking": ("MlflowTracker", "NullTracker", "Tracker", "running_runs"),
+    "_background": ("BackgroundTracker",),
+    "_drawing": ("ORDER_FILE", "Drawer"),
     "_artifacts": ("remedy_label", "run_name", "tags"),
     "_figures": ("FLOOR", "TARGET", "TOTAL", "flow_curves", "flow_heatmap", "pyplot"),
     "_jacobians": (
@@ -61,8 +63,10 @@ _MODULES = {
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = [
+    "BackgroundTracker",
     "CellConfig",
     "DatasetConfig",
+    "Drawer",
     "DynamicsRecorder",
     "FLOOR",
     "FlowRecorder",
@@ -72,6 +76,7 @@ __all__ = [
     "MlflowTracker",
     "ModelConfig",
     "NullTracker",
+    "ORDER_FILE",
     "PluginChoice",
     "Progress",
     "RemedyConfig",
@@ -133,6 +138,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from rnnlab.run._artifacts import remedy_label, run_name, tags
+    from rnnlab.run._background import BackgroundTracker
     from rnnlab.run._config import (
         CellConfig,
         DatasetConfig,
@@ -149,6 +155,7 @@ if TYPE_CHECKING:
         resolve,
     )
     from rnnlab.run._devices import describe_device, resolve_device
+    from rnnlab.run._drawing import ORDER_FILE, Drawer
     from rnnlab.run._dynamics import DynamicsRecorder, layer_spectra
     from rnnlab.run._evaluation import Selection, evaluate, nonfinite, weight_metrics
     from rnnlab.run._figures import FLOOR, TARGET, TOTAL, flow_curves, flow_heatmap, pyplot

@@ -28,10 +28,7 @@ from rnnlab._names import (
     DYNAMICS_FILE,
     FAILED,
     FLOW_ARRAYS,
-    FLOW_CURVES_PNG,
     FLOW_FILE,
-    FLOW_PNG,
-    FLOW_TARGET_PNG,
     LYAPUNOV_PNG,
     MODEL_FILE,
     NO_REMEDY,
@@ -89,10 +86,12 @@ def write(
     recorder: FlowRecorder,
     device: str,
     dynamics: DynamicsRecorder | None = None,
+    defer_figures: bool = False,
 ) -> None:
     """Write every artifact of a finished run into ``out`` (``model.pt``: :func:`save_model`)."""
     import torch
 
+    from rnnlab.run import _drawing as drawing
     from rnnlab.run import _figures as plots
 
     (out / CONFIG_FILE).write_text(yaml.safe_dump(run.as_dict(), sort_keys=False))
@@ -102,17 +101,17 @@ def write(
     np.savez_compressed(out / FLOW_FILE, **arrays)
     remedies = "+".join(r.name for r in run.remedies) or "no remedy"
     title = f"{run.cell.name} ({remedies}) on {run.dataset.name}, seed {run.config.seed}"
-    if flow.size and run.config.train.plots:
-        plots.flow_heatmap(recorder.steps, flow, out / FLOW_PNG, title)
-        if not np.array_equal(target, flow):  # on a last-step task it is gradient_flow.png
-            aim = f"{title}: target steps' loss"
-            path = out / FLOW_TARGET_PNG
-            plots.flow_heatmap(recorder.steps, target, path, aim, plots.TARGET)
-        plots.flow_curves(recorder.steps, flow, out / FLOW_CURVES_PNG, title)
+    if flow.size and run.config.train.plots:  # defer_figures: the tracker draws them
+        if defer_figures:
+            drawing.order(out, title)
+        else:
+            drawing.draw_arrays(out, title, recorder.steps, flow, target)
     measured = dynamics.arrays() if dynamics is not None else {}
     if measured:
         np.savez_compressed(out / DYNAMICS_FILE, allow_pickle=False, **measured)
-        if run.config.train.plots:
+        if run.config.train.plots and defer_figures:
+            drawing.order(out, title, drawing.LYAPUNOV)
+        elif run.config.train.plots:
             steps = [int(s) for s in measured["steps"]]
             plots.lyapunov_spectra(steps, measured["exponents"], out / LYAPUNOV_PNG, title)
     summary = {

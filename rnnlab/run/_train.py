@@ -306,7 +306,8 @@ def train(
     tracker.set_tags({OUTCOME: result.outcome})
     if tracker.keeps_artifacts:
         with artifacts.folder() as out:
-            artifacts.write(out, run, result, recorder, device_label, dynamics)
+            defer = getattr(tracker, "draws_figures", False)  # it draws the PNGs off the path
+            artifacts.write(out, run, result, recorder, device_label, dynamics, defer)
             artifacts.save_model(out, run, final_state or model.state_dict(), result.steps_done)
             tracker.log_artifacts(out)
     tracker.finish(status)

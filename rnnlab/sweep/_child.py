@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -38,6 +40,8 @@ FLUSH_EVERY = 500  # metric values per message to the coordinator
 
 class PipeTracker:
     """The worker's Tracker: forwards every call to the coordinator, which writes to MLflow."""
+
+    draws_figures = True  # the coordinator has them drawn off the slot (sweep/_figurework.py)
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -67,9 +71,11 @@ class PipeTracker:
         self.conn.send(Tags(tags))
 
     def log_artifacts(self, folder: Path) -> None:
+        """Hand the coordinator a copy (``folder`` is deleted on return); no waiting for it."""
         self.flush()
-        self.conn.send(Artifacts(str(folder)))
-        self.conn.recv()  # the folder is deleted when this returns: wait until it is copied
+        copy = tempfile.mkdtemp(prefix="rnnlab-artifacts-")
+        shutil.copytree(folder, copy, dirs_exist_ok=True)
+        self.conn.send(Artifacts(copy))
 
     def should_stop(self, step: int, scores: dict[str, float]) -> bool:
         """Report an evaluation to the coordinator (Optuna's pruner) and get its decision."""

@@ -26,6 +26,7 @@ from rnnlab._names import FAILED, INCOMPATIBLE, OUTCOME, RUN_ID, STOPPED, TAG_RE
 from rnnlab.run import MlflowTracker
 from rnnlab.sweep import _parentrun as parentrun
 from rnnlab.sweep import _trialruns as trialruns
+from rnnlab.sweep._figurework import PendingFigures
 from rnnlab.sweep._messages import (
     Artifacts,
     Finished,
@@ -114,6 +115,7 @@ class Sweep:
         self.state = SweepState(self.study.name, plan.total, slots)
         self.parent = MlflowTracker(self.tracking_uri)
         self.workers: dict[int, Worker] = {}
+        self.figures = PendingFigures()  # trials' PNGs, drawn off the slots (issue 22)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> SweepResult:
@@ -163,7 +165,7 @@ class Sweep:
             while True:
                 self._stop_if_asked()
                 more = self._fill(fault_dir)
-                if self.state.active:
+                if self.state.active or self.figures.pending:
                     self._serve()
                 elif not more:
                     # our queue is empty: stay while other coordinators' trials might still
@@ -182,6 +184,7 @@ class Sweep:
         finally:
             for worker in self.workers.values():
                 worker.stop()
+            self.figures.drain()  # log the last folders and end their runs
             shutil.rmtree(fault_dir, ignore_errors=True)
         self.display(self.state)
         return self._close_parent()
@@ -218,7 +221,10 @@ class Sweep:
         """Wait (briefly) for messages from busy workers and handle them."""
         busy = [w for w in self.workers.values() if w.active is not None]
         handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-        ready = set(wait(handles, timeout=0.5)) if handles else set()
+        drawn = self.figures.fileno()
+        ready = set(wait([*handles, *([drawn] if drawn is not None else [])], timeout=0.5))
+        if drawn is not None and drawn in ready:
+            self.figures.serve()
         for worker in busy:
             if worker.conn not in ready and worker.process.sentinel not in ready:
                 continue
@@ -249,13 +255,12 @@ class Sweep:
             case Tags(tags):
                 active.tracker.set_tags(tags)
             case Artifacts(folder):
-                active.tracker.log_artifacts(Path(folder))
-                worker.conn.send(True)
+                self.figures.submit(active.tracker, Path(folder))
             case Report(step, scores):
                 active.step = max(active.step, step)
                 worker.conn.send(self.study.report(active.task, step, scores))
             case Finished(status):
-                active.tracker.finish(status)
+                self.figures.finish(active.tracker, status)  # once its figures are logged
             case Result(outcome, metrics, text):
                 self._conclude(worker, active, outcome, metrics, text)
 
@@ -266,6 +271,13 @@ class Sweep:
         if not active.run_started:  # set-up failed before train() started a run
             self._start_bare_run(active, worker.slot)
             trialruns.fail_run(active.tracker, message)
+        worker.active = None  # the slot takes its next trial now
+        del self.state.active[worker.slot.index]
+        # Optuna hears of it once the run has ended in MLflow (after its figures): a coordinator
+        # killed in between leaves the trial to run again, never a told trial with a RUNNING run
+        self.figures.then(active.tracker, lambda: self._tell(active, outcome, metrics, message))
+
+    def _tell(self, active: Active, outcome: str, metrics: dict[str, float], message: str) -> None:
         if not self.study.tell(active.task, outcome, metrics, message):
             # another coordinator failed this trial (no heartbeat from us within the grace
             # period: a long stall or a lost connection) and runs it again: this result is void
@@ -275,8 +287,6 @@ class Sweep:
             if value is not None:
                 self._best(value, active.label)
             self.state.counts[outcome] += 1
-        worker.active = None
-        del self.state.active[worker.slot.index]
 
     def _crashed(self, worker: Worker) -> None:
         active = worker.active

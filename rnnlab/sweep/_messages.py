@@ -1,9 +1,8 @@
 """What the coordinator and a worker process say to each other over the worker's pipe.
 
 Each message is a frozen dataclass, pickled by ``multiprocessing``; the coordinator matches on
-the class (rnnlab.sweep._coordinator) and so does the worker (rnnlab.sweep._child). Two messages
-wait for an answer, a plain bool: :class:`Artifacts` (True once the files are copied: the worker
-deletes them when it has the answer) and :class:`Report` (True: prune the trial now).
+the class (rnnlab.sweep._coordinator) and so does the worker (rnnlab.sweep._child). One message
+waits for an answer, a plain bool: :class:`Report` (True: prune the trial now).
 """
 
 from __future__ import annotations
@@ -57,7 +56,8 @@ class Tags:
 
 @dataclass(frozen=True)
 class Artifacts:
-    """``Tracker.log_artifacts``: the files of ``folder``; answered True once they are copied."""
+    """``Tracker.log_artifacts``: a copy of the files, ``folder``, now the coordinator's (it
+    draws the ordered figures, logs and deletes it: rnnlab.sweep._figurework); no answer."""
 
     folder: str
 

@@ -1,0 +1,127 @@
+"""A sweep's trial figures, drawn off the slot and off the coordinator's message loop.
+
+A worker (rnnlab.sweep._child.PipeTracker) does not draw its trial's PNGs: it hands the
+coordinator a copy of the artifact folder with a figure order in it (rnnlab.run._drawing) and
+goes on to its next message without waiting. The coordinator gives the folder to one
+:class:`rnnlab.run.Drawer` process and keeps serving its workers (a pruning report waits for its
+answer); when the PNGs are there it logs the folder and only then ends the trial's run, so a
+FINISHED run has its figures, and only then tells Optuna (:meth:`PendingFigures.then`), so a
+coordinator killed in between leaves a trial that runs again, not a told one with a RUNNING run.
+The slot itself takes its next trial at once: the gap between its trials does not grow. The
+PNGs were 4.6% of a sweep trial on the slot (docs/performance.md, before issue 22), more than
+the 2% goal for all of tracking.
+
+A drawer that dies, or a sweep that stops, still logs every folder (without the figures not
+drawn) and ends every run it held back.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rnnlab.run import ORDER_FILE, Drawer
+
+if TYPE_CHECKING:
+    from rnnlab.run import MlflowTracker
+
+DRAIN_TIMEOUT_S = 60.0  # at the end of a sweep: the last folders' figures
+
+
+@dataclass
+class _Folder:
+    tracker: MlflowTracker
+    status: str | None = None  # Finished came while the figures were drawn
+    then: list[Callable[[], None]] = field(default_factory=list)  # after the run has ended
+
+
+class PendingFigures:
+    """The trial folders whose figures the drawer process is drawing, in order."""
+
+    def __init__(self) -> None:
+        self.drawer = Drawer()
+        self.pending: dict[Path, _Folder] = {}
+        self.problems: list[str] = []
+
+    def submit(self, tracker: MlflowTracker, folder: Path) -> None:
+        """A worker's artifact folder (the coordinator's to delete): drawn first if ordered."""
+        if not (folder / ORDER_FILE).exists():
+            self._log(tracker, folder)
+            return
+        self.pending[folder] = _Folder(tracker)
+        try:
+            self.drawer.submit(folder)
+        except OSError as exc:  # the drawer died: log the folder without its figures
+            self.problems.append(f"the figure process failed: {exc}")
+            self._done(folder)
+
+    def finish(self, tracker: MlflowTracker, status: str) -> None:
+        """End ``tracker``'s run now, or once its folder is logged."""
+        for entry in self.pending.values():
+            if entry.tracker is tracker:
+                entry.status = status
+                return
+        tracker.finish(status)
+
+    def then(self, tracker: MlflowTracker, call: Callable[[], None]) -> None:
+        """Call ``call`` once ``tracker``'s run has ended (now, if nothing of it is pending)."""
+        for entry in self.pending.values():
+            if entry.tracker is tracker:
+                entry.then.append(call)
+                return
+        call()
+
+    def fileno(self) -> int | None:
+        """What the coordinator's wait() should watch (None when nothing is pending)."""
+        return self.drawer.fileno() if self.pending else None
+
+    def serve(self) -> None:
+        """Log the folders the drawer has answered for (call when :meth:`fileno` is ready)."""
+        answers = self.drawer.answers()
+        for folder, problem in answers:
+            if problem:
+                self.problems.append(f"{folder.name}: {problem}")
+            if folder in self.pending:
+                self._done(folder)
+        if not answers and not self.drawer.alive:  # EOF: the drawer is gone
+            self.problems.append("the figure process exited; figures left undrawn")
+            for folder in list(self.pending):
+                self._done(folder)
+
+    def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
+        """Wait for every pending folder (the sweep is over or stopping), then stop the
+        drawer; what is not drawn in ``timeout`` is logged without its figures."""
+        from multiprocessing.connection import wait
+
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            fd = self.fileno()
+            if fd is None:
+                break
+            if wait([fd], timeout=max(0.0, deadline - time.monotonic())):
+                self.serve()
+        for folder in list(self.pending):
+            self._done(folder)
+        self.drawer.close()
+
+    def _done(self, folder: Path) -> None:
+        entry = self.pending.pop(folder)
+        try:
+            self._log(entry.tracker, folder)
+        finally:  # the run ends, and Optuna is told, even if the folder could not be logged
+            if entry.status is not None:
+                entry.tracker.finish(entry.status)
+            for call in entry.then:
+                call()
+
+    @staticmethod
+    def _log(tracker: MlflowTracker, folder: Path) -> None:
+        try:
+            (folder / ORDER_FILE).unlink(missing_ok=True)  # an order never drawn is not logged
+            tracker.log_artifacts(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
