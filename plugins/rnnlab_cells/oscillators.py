@@ -9,7 +9,6 @@ adds to the previous state (y_t = y_{t-1} + ..., or an interpolation), so all th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -26,7 +25,7 @@ def _two_vectors(
     return (zeros, zeros)
 
 
-def _init_blocks(weight: Tensor, blocks: int, init: Callable[[Tensor], object]) -> None:
+def _init_blocks(weight: Tensor, blocks: int, init: rnnlab.RecurrentInitializer) -> None:
     """``init`` on each of ``weight``'s ``blocks`` row blocks, written into ``weight``."""
     with torch.no_grad():
         for block in weight.chunk(blocks, dim=0):
@@ -106,7 +105,7 @@ class CoRNNCell(rnnlab.Cell):
         """W, the parameter multiplying y_{t-1} (W_z, on z, is not h's)."""
         return self.w_y.weight
 
-    def init_recurrent(self, init: Callable[[Tensor], object]) -> None:
+    def init_recurrent(self, init: rnnlab.RecurrentInitializer) -> None:
         """``init`` on W (capability ``recurrent_init``); W_z and V keep theirs."""
         _init_blocks(self.w_y.weight, 1, init)
 
@@ -257,7 +256,7 @@ class LEMCell(rnnlab.Cell):
         (W_y multiplies z_t, not h)."""
         return self.hid2hid.weight
 
-    def init_recurrent(self, init: Callable[[Tensor], object]) -> None:
+    def init_recurrent(self, init: rnnlab.RecurrentInitializer) -> None:
         """``init`` on each of hid2hid's three H x H blocks (capability ``recurrent_init``)."""
         _init_blocks(self.hid2hid.weight, 3, init)
 

@@ -14,7 +14,6 @@ Example (the tutorial's own, with rnnlab):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
@@ -61,7 +60,7 @@ class SimpleRNN(rnnlab.Cell):
         """W_h, a view of i2h's weight (its last H columns): in-place writes reach i2h."""
         return self.i2h.weight[:, self.input_size :]
 
-    def init_recurrent(self, init: Callable[[Tensor], object]) -> None:
+    def init_recurrent(self, init: rnnlab.RecurrentInitializer) -> None:
         """``init`` on W_h, written into i2h's weight (capability ``recurrent_init``)."""
         with torch.no_grad():
             fresh = torch.empty_like(self.recurrent_weight())

@@ -16,7 +16,6 @@ LSTM also normalises its cell state before the output tanh in both forms (both p
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
@@ -84,7 +83,7 @@ class _TwinCell(Cell):
         torch's order (LSTM i, f, g, o; GRU r, z, n)."""
         return self.weight_hh
 
-    def init_recurrent(self, init: Callable[[Tensor], object]) -> None:
+    def init_recurrent(self, init: rnnlab.RecurrentInitializer) -> None:
         """``init`` on each gate's H x H block of W_hh, written into the fused module's own
         parameter (capability ``recurrent_init``); the biases are kept."""
         with torch.no_grad():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, ClassVar
+from typing import ClassVar, cast
 
 from pydantic import Field
 from torch import nn
@@ -51,6 +51,6 @@ class OrthogonalInit(rnnlab.Remedy):
 
     def apply_cell(self, cell: rnnlab.Cell, layer: int) -> rnnlab.Cell:
         # requires recurrent_init: the cell has init_recurrent (checked when it was registered)
-        seam: Any = cell
-        seam.init_recurrent(partial(nn.init.orthogonal_, gain=float(self.params.gain)))
+        init = partial(nn.init.orthogonal_, gain=float(self.params.gain))
+        cast(rnnlab.RecurrentInit, cell).init_recurrent(init)
         return cell
