@@ -35,6 +35,30 @@ sweep:
   space:
     train.lr: [0.01, 0.02, 0.03]
 """
+TOGETHER = """\
+name: {name}
+seed: 0
+dataset: {{name: adding, seq_len: 5, val_size: 16}}
+cell: {{name: rnn, hidden_size: 4}}
+train: {{steps: 3, batch_size: 4, lr: 0.01, eval_every: 3, probe_every: 3, log_every: 3,
+  device: cpu, dynamics_every: 0}}
+sweep:
+  workers: 1
+  seeds: [0]
+  space:
+    train.lr: [0.01, 0.02, 0.03]
+"""
+AT = """\
+import sys, time
+import rnnlab.cli, rnnlab.sweep, rnnlab.run, sqlalchemy, psycopg, mlflow  # before the start
+start = float(sys.argv[1])
+while time.time() < start:
+    time.sleep(0.0005)
+sys.argv = ["rnnlab", *sys.argv[2:]]
+rnnlab.cli.main()
+"""
+"""Runs the real CLI from the moment ``start`` on, its imports done beforehand: processes given
+the same moment reach the empty database within a millisecond of each other."""
 HEARTBEAT = "2"  # seconds; a coordinator silent for 3 of them is taken for dead
 
 
@@ -201,3 +225,73 @@ def test_a_machine_frozen_past_the_grace_period_loses_its_trial_not_a_result(
     void = [r for r in children if r.data.tags["rnnlab.outcome"] == "failed"]
     assert len(void) == 1 and void[0].info.status == "FAILED"
     assert "no heartbeat" in void[0].data.tags["rnnlab.reason"]
+
+
+FOUND = """\
+import sys, time
+import optuna
+from rnnlab.sweep._storage import storage_for
+start = float(sys.argv[1])
+while time.time() < start:
+    time.sleep(0.0005)
+storage = storage_for(sys.argv[2], 2)  # the schema, as rnnlab sweep creates it
+try:
+    optuna.create_study(storage=storage, study_name="s")  # the study, as SweepStudy does
+    print("founder")
+except optuna.exceptions.DuplicatedStudyError:
+    optuna.load_study(storage=storage, study_name="s")
+"""
+
+
+def test_founders_released_in_the_same_instant_take_turns(servers) -> None:
+    """Issue 18: 5 rounds of three processes opening one fresh database at the same instant.
+    Without the founders' lock and the re-read, 8 of 8 rounds had a process die of PostgreSQL's
+    UniqueViolation (CREATE TYPE studydirection), 15 of 24 processes (docs/distributed.md)."""
+    pg, _ = servers
+    for round_ in range(5):
+        storage = pg.create_database(f"founders{round_}")
+        start_at = time.time() + 6
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", FOUND, str(start_at), storage],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outputs = [p.communicate(timeout=120)[0] for p in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0], outputs
+        assert sum(o.count("founder") for o in outputs) == 1, outputs
+
+
+def test_machines_started_in_the_same_instant_on_an_empty_database(
+    servers, sweep_env, tmp_path: Path
+) -> None:
+    """Issue 18, the whole command: three ``rnnlab sweep`` released at the same instant on an
+    empty database; none crashes and the grid completes once."""
+    pg, tracking = servers
+    name = "together"
+    storage = pg.create_database(name)  # a new, empty database each round
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TOGETHER.format(name=name))
+    env = {**os.environ, **sweep_env, "MLFLOW_TRACKING_URI": tracking}
+    start_at = time.time() + 20  # every process has imported everything by then
+    command = ["sweep", str(path), "--storage", storage, "--heartbeat", HEARTBEAT]
+    machines = [
+        subprocess.Popen(
+            [sys.executable, "-c", AT, str(start_at), *command],
+            cwd=path.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = finish(machines)
+    for machine, output in zip(machines, outputs, strict=True):
+        assert machine.returncode == 0, output
+        assert "Traceback" not in output, output
+    assert_each_point_once(storage, name, tracking, points=3)

@@ -8,7 +8,15 @@ lacks for a sweep that spans machines:
   is gone, and any other coordinator fails it and runs it again;
 * retries: a storage call that fails because the database cannot be reached (a server restart,
   a dropped connection) is retried with exponential backoff, with a warning naming the storage,
-  the error and the next wait, for up to ``RNNLAB_STORAGE_RETRY_S`` seconds (default 300).
+  the error and the next wait, for up to ``RNNLAB_STORAGE_RETRY_S`` seconds (default 300);
+* safe founding: any number of machines may open an empty database at the same moment. Optuna's
+  schema creation (``CREATE TYPE``/``CREATE TABLE``, the version row, Alembic's stamp) is not
+  atomic and a second founder dies on PostgreSQL's ``UniqueViolation`` (issue 18). On PostgreSQL
+  it runs under a session-level advisory lock (``pg_advisory_lock``, :func:`founders_lock`) on a
+  connection of its own, so founders take turns; on any database, "already exists" during schema
+  creation means another founder won the race, and the schema is read again
+  (:func:`_another_founder`). Two founders creating the same study are settled by the study
+  name's unique constraint (Optuna's ``DuplicatedStudyError``: the loser loads the study).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import optuna
@@ -61,6 +69,46 @@ def _unreachable(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+FOUNDERS_LOCK = 0x726E6E6C  # "rnnl": the advisory lock key founders of an empty schema take
+
+
+def _another_founder(exc: BaseException) -> bool:
+    """Whether ``exc`` from schema creation means another process created the object first."""
+    import sqlalchemy.exc as sa
+
+    if not isinstance(exc, sa.IntegrityError | sa.ProgrammingError):
+        return False
+    text = str(exc).lower()
+    return any(w in text for w in ("already exists", "duplicate", "unique"))
+
+
+@contextlib.contextmanager
+def founders_lock(url: str) -> Iterator[None]:
+    """Hold PostgreSQL's advisory lock :data:`FOUNDERS_LOCK` while the block runs (on its own
+    connection, released when the block ends or the connection drops); other databases: nothing
+    (see the module docstring)."""
+    if not url.startswith(("postgresql", "postgres:")):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": FOUNDERS_LOCK})
+            connection.commit()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):  # a dropped connection released it already
+                    connection.execute(
+                        sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": FOUNDERS_LOCK}
+                    )
+                    connection.commit()
+    finally:
+        engine.dispose()
 
 
 def with_retries(
@@ -127,13 +175,35 @@ class RetryingRDBStorage(RDBStorage):
             engine_kwargs["pool_pre_ping"] = True  # drop connections a server restart broke
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            with_retries(super().__init__, "connecting", url)(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=3 * heartbeat if heartbeat else None,
-                heartbeat_stale_trial_callback=on_stale,
-            )
+            with_retries(self._found, "connecting", url)(url, engine_kwargs, heartbeat, on_stale)
+
+    def _found(
+        self,
+        url: str,
+        engine_kwargs: dict[str, Any],
+        heartbeat: int | None,
+        on_stale: Callable[[optuna.Study, FrozenTrial], None] | None,
+    ) -> None:
+        """Optuna's constructor (it creates the schema when it is missing) under
+        :func:`founders_lock`, read again when another founder created an object first."""
+        for attempt in range(5):
+            try:
+                with founders_lock(url):
+                    super().__init__(
+                        url,
+                        engine_kwargs=engine_kwargs,
+                        heartbeat_interval=heartbeat,
+                        grace_period=3 * heartbeat if heartbeat else None,
+                        heartbeat_stale_trial_callback=on_stale,
+                    )
+                return
+            except Exception as exc:
+                if not _another_founder(exc) or attempt == 4:
+                    raise
+                log.info("rnnlab: another process created the schema first; reading it again")
+                with contextlib.suppress(Exception):
+                    self.engine.dispose()
+                time.sleep(0.2 * (attempt + 1))
 
     def recovered(self) -> None:
         self.recovered_at = time.monotonic()
