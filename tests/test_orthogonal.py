@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 import torch
+from click.testing import CliRunner
 from rnnlab_remedies.orthogonal import OrthogonalInit
 
 from rnnlab.base import Cell, TaskKind
+from rnnlab.cli import cli
 from rnnlab.errors import IncompatibleError
 from rnnlab.run import Source, build, build_model, resolve
 from rnnlab.testing import installed_registry
@@ -110,3 +112,20 @@ def test_orthogonal_and_relu_set_the_same_matrix_and_are_refused_together() -> N
     with pytest.raises(IncompatibleError, match="remove one of them from remedies"):
         resolve_remedies("rnn", ["orthogonal", "relu"])
     resolve_remedies("rnn", [{"name": "orthogonal", "gain": 0.9}])  # alone it resolves
+
+
+def test_a_sweep_records_the_cells_without_it_as_incompatible(write_config) -> None:
+    path = write_config(
+        "dataset: {name: adding, seq_len: 10}\ncell: {name: rnn, hidden_size: 8}\n"
+        "train: {steps: 4, device: cpu}\n"
+        "sweep: {workers: 1, space: {cell.name: [rnn, indrnn], remedies: [[orthogonal]]}}\n",
+        name="orthogonal.yaml",
+    )
+    result = CliRunner().invoke(cli, ["sweep", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "1. cell.name=rnn remedies=orthogonal\n" in result.output
+    assert (
+        "2. cell.name=indrnn remedies=orthogonal  [incompatible: remedy 'orthogonal' is "
+        "incompatible with cell 'indrnn': needs a cell with recurrent_init" in result.output
+    )
+    assert "1 trials are incompatible: recorded as 'incompatible', not trained" in result.output
