@@ -4,7 +4,17 @@ the cost of the sweeps, and :func:`build_page`, which puts the findings' section
 
 from __future__ import annotations
 
-from replication import adding, clipping, copy_memory, depth, digits, gradflow, previous, realdata
+from replication import (
+    adding,
+    clipping,
+    copy_memory,
+    depth,
+    digits,
+    flossing,
+    gradflow,
+    previous,
+    realdata,
+)
 from replication.criteria import AT_BASELINE, BEATS, FLAT, ORDER, RATIO_GAP, SOLVED
 from replication.parts import section, table
 from replication.reader import PROFILES, ROOT, STEMS, Sweep, load, planned
@@ -17,6 +27,7 @@ FINDINGS = [
     clipping.FINDING,
     gradflow.FINDING,
     depth.FINDING,
+    flossing.FINDING,
 ]
 REAL = len(FINDINGS) + 1  # the number of the real-data section, after the findings
 
@@ -109,6 +120,10 @@ TOLERANCES = f"""\
   "flatter" compares |log10 ratio| seed by seed.
 - **Depth: {ORDER:g} order of magnitude** more gradient at the bottom layer's first step than
   the plain stack, as the smallest difference we count as real on a log scale.
+- **Flossing: half the distance to 0.** Preflossing minimises the squared distance of the
+  exponents to 0; an optimiser that did not at least halve |lambda_max| in its 50 steps would
+  not be doing what the method claims. The gradient and loss criteria only ask for the sign of
+  the difference, seed by seed or in the mean: whether flossing helps at all, not by how much.
 """
 
 

@@ -20,7 +20,16 @@ from rnnlab._names import LOG10_RATIO, SELECTION, TARGET_LOG10_RATIO, TEST
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = "experiments/replications"
-STEMS = ("adding", "adding-relu", "copy", "digits", "clipping", "gradflow", "depth")
+STEMS = (
+    "adding",
+    "adding-relu",
+    "copy",
+    "digits",
+    "clipping",
+    "gradflow",
+    "depth",
+    "flossing",
+)
 ALIASES = {"T": "dataset.seq_len", "layers": "model.layers", "lr": "train.lr"}
 
 

@@ -4,13 +4,13 @@ and what it is compatible with."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import Tensor, nn
 
-from rnnlab._names import CLIPPED
+from rnnlab._names import CLIPPED, EXTRA_STEPS
 from rnnlab.base._cell import Cell, State
 from rnnlab.base._params import Params
 
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from rnnlab.base._taskshape import TaskShape
 
 _Params = Params  # inside the class below, ``Params`` names the nested class attribute
+
+Batches = Iterator[tuple[Tensor, Tensor]]
+"""Training batches ``(x, y)`` on the model's device, as :meth:`Remedy.before_training` and
+:meth:`Remedy.between_steps` receive them."""
 
 
 @dataclass
@@ -43,8 +47,10 @@ class Remedy:
 
     A remedy may change the cells (``apply_cell``: re-initialise, wrap, add normalisers), the
     model (``apply_model``), each layer's output sequence (``after_layer``), add a term to the
-    loss (``loss_term``; with ``needs_states`` it sees every layer's hidden states) and/or act on
-    the gradients after backward (``after_backward``).
+    loss (``loss_term``; with ``needs_states`` it sees every layer's hidden states), act on
+    the gradients after backward (``after_backward``) and/or take optimisation steps of its own
+    outside the training loss, before training (``before_training``) and between two training
+    steps (``between_steps``).
     It declares what it is compatible with: ``requires`` lists cell capabilities it needs and
     ``conflicts`` names remedies it cannot be combined with; ``incompatibility`` may refine that,
     and ``check`` may refine it further with the remedy's options, the task and the cell's
@@ -70,6 +76,9 @@ class Remedy:
     equal stages keep the config's order. So ``[residual, relu]`` re-initialises, then wraps."""
     CLIPPED: ClassVar[str] = CLIPPED
     """The core metric key ``grad/clipped`` that :meth:`after_backward` reports (see there)."""
+    EXTRA_STEPS: ClassVar[str] = EXTRA_STEPS
+    """The core metric key ``train/extra_steps``: how many optimisation steps a call of
+    :meth:`before_training` or :meth:`between_steps` took (see there)."""
     needs_states: ClassVar[bool] = False
     """True when ``loss_term`` needs the hidden states: the model then keeps a :class:`LayerTrace`
     per layer on every training step (and runs the hand-written loop, not a fused one)."""
@@ -158,6 +167,45 @@ class Remedy:
         ``grad/clipped`` on every run, 0.0 when no remedy reports it, 1.0 when any one does.
 
         :param grad_norm: the global gradient norm before any remedy touched the gradients.
+        """
+        return {}
+
+    def before_training(self, model: nn.Module, batches: Batches) -> dict[str, float]:
+        """Optimisation steps of the remedy's own before the first training step; metrics.
+
+        Gradient flossing's "preflossing" (Engelken 2023) optimises its loss alone here. A
+        remedy that does so builds its own optimizer over ``model.parameters()`` (the training
+        optimizer is not handed out: its state must not see steps that are not training's),
+        calls ``model.constrain()`` after each of its steps, and reports how many it took under
+        :attr:`EXTRA_STEPS`; rnnlab logs the running total as ``train/extra_steps``.
+
+        Called once per run, after the model is built, on its device and in train mode, and
+        before anything is measured: the step-0 validation, gradient probes and dynamics see the
+        weights training starts from, after this hook. (A run of the same seed without the
+        remedy starts from the same initial weights, so its step 0 is the "before".) The metrics
+        are logged at step 0. ``batches`` is an endless iterator of training batches, the train
+        split from its start in an iterator of its own: the training loop's batches are the same
+        with and without the remedy. rnnlab runs the hook with torch's global random stream
+        seeded from the run's seed and restores the stream afterwards, so its draws are
+        deterministic and the training steps draw what they would without it. An exception
+        here is the run's failure, as in training.
+
+        :param model: the :class:`rnnlab.SequenceModel`.
+        :param batches: training batches ``(x, y)`` on the model's device.
+        """
+        return {}
+
+    def between_steps(self, done: int, model: nn.Module, batches: Batches) -> dict[str, float]:
+        """Optimisation steps of the remedy's own between two training steps; metrics.
+
+        Gradient flossing's "interflossing" runs here every few training steps. Called after
+        every training update but the last, ``done`` (1 .. steps - 1) being the number of
+        updates done, after that update and before the evaluation and dynamics measured after
+        it, so those see the weights the next training step starts from; the remedy keeps its
+        own schedule (return ``{}`` on the other steps: the call is cheap). ``batches`` is the
+        iterator :meth:`before_training` had (it goes on where that one stopped), the random
+        stream is seeded from the run's seed and ``done`` and restored afterwards, and the
+        metrics are logged at step ``done``, as in :meth:`before_training`.
         """
         return {}
 

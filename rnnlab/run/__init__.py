@@ -46,6 +46,7 @@ _MODULES = {
     "_result": ("Progress", "RunResult", "summary_line"),
     "_optim": ("make_optimizer", "param_groups"),
     "_train": ("build", "loss_terms", "prepare_process", "train"),
+    "_outside": ("OutsideSteps",),
     "_tracking": ("MlflowTracker", "NullTracker", "Tracker", "running_runs"),
     "_background": ("BackgroundTracker",),
     "_drawing": ("ORDER_FILE", "Drawer"),
@@ -76,6 +77,7 @@ __all__ = [
     "MlflowTracker",
     "ModelConfig",
     "NullTracker",
+    "OutsideSteps",
     "ORDER_FILE",
     "PluginChoice",
     "Progress",
@@ -169,6 +171,7 @@ if TYPE_CHECKING:
     from rnnlab.run._lyapunov import Spectrum, exponents_along, lyapunov_spectrum, spectrum_along
     from rnnlab.run._model import SequenceModel, build_model, run_loop
     from rnnlab.run._optim import make_optimizer, param_groups
+    from rnnlab.run._outside import OutsideSteps
     from rnnlab.run._probe import (
         STEPS_IN_PAST_FLOOR,
         FlowRecorder,

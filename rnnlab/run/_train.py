@@ -39,6 +39,7 @@ from rnnlab.run._dynamics import SEQUENCES, DynamicsRecorder, scheduled
 from rnnlab.run._evaluation import Selection, evaluate, nonfinite, weight_metrics
 from rnnlab.run._model import SequenceModel, build_model
 from rnnlab.run._optim import make_optimizer  # train.lr_groups: the optimizer's groups
+from rnnlab.run._outside import OutsideSteps  # Remedy.before_training / between_steps
 from rnnlab.run._probe import FlowRecorder, flow_metrics, target_gradients
 from rnnlab.run._result import Progress, RunResult
 from rnnlab.run._tracking import NullTracker, Tracker
@@ -182,6 +183,9 @@ def train(
     last: dict[str, float] = {}
     interval = _Means()
     try:
+        outside = OutsideSteps(remedies, model, dataset, t.batch_size, device, run.config.seed)
+        if outside:  # the remedies' own steps (preflossing) come first: step 0 measures after
+            outside.before(tracker)
         scores, bad = _held_out(model, dataset, VAL, batch, device, 0, tracker, last)
         if bad:  # before any update: the initialisation itself overflows
             result = _diverged(0, f"the {VAL} evaluation gave {bad}")
@@ -243,6 +247,8 @@ def train(
                 tracker.log_metrics(metrics, step=step)
             done = step + 1
             result.steps_done = done
+            if outside and done < t.steps:  # interflossing: before the evaluation after `done`
+                outside.between(done, tracker)
             if done % t.eval_every == 0 or done == t.steps:
                 scores, bad = _held_out(model, dataset, VAL, batch, device, done, tracker, last)
                 if bad:  # the update overflowed the weights: never "completed" with NaN

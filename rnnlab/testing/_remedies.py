@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import pytest
@@ -146,6 +146,38 @@ class RemedyContract(Contract):
         (loss + value).backward()
         grads = [p.grad for p in params if p.grad is not None]
         assert grads and all(torch.isfinite(g).all() for g in grads)
+
+    def test_steps_outside_the_loss(self) -> None:
+        """``before_training`` and ``between_steps`` (default: nothing) return metrics of floats,
+        report ``train/extra_steps`` as a whole number >= 0, leave finite weights, and do the
+        same from the same weights, batches and seed (rnnlab seeds the stream for them)."""
+
+        def hooks() -> tuple[list[dict[str, float]], list[torch.Tensor]]:
+            remedy = self.remedy_cls(self.params)
+            model = self.make_model(remedy)
+            generator = torch.Generator().manual_seed(0)
+
+            def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                while True:
+                    x = torch.randn(self.steps, self.batch, self.input_size, generator=generator)
+                    yield x, torch.randn(self.batch, 2, generator=generator)
+
+            stream = batches()
+            torch.manual_seed(1)
+            reports = [remedy.before_training(model, stream)]
+            reports += [remedy.between_steps(done, model, stream) for done in (1, 2, 3)]
+            return reports, [p.detach().clone() for p in model.parameters()]
+
+        reports, weights = hooks()
+        for metrics in reports:
+            assert isinstance(metrics, dict)
+            assert all(isinstance(k, str) and isinstance(v, float) for k, v in metrics.items())
+            taken = metrics.get(Remedy.EXTRA_STEPS, 0.0)
+            assert taken >= 0 and taken == int(taken), f"{Remedy.EXTRA_STEPS} = {taken}"
+        assert all(torch.isfinite(w).all() for w in weights), "the hooks left non-finite weights"
+        again, weights_again = hooks()
+        assert again == reports, "the hooks reported other metrics from the same start"
+        assert all(torch.equal(a, b) for a, b in zip(weights, weights_again, strict=True))
 
     @pytest.mark.parametrize("layers", [1, 2])
     def test_probes_equal_autograd(self, layers: int) -> None:
