@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ORDER = ("overhead", "fused", "probing", "denormals", "scaling", "tracking", "startup", "memory")
+ORDER = (
+    "overhead",
+    "fused",
+    "probing",
+    "denormals",
+    "scaling",
+    "tracking",
+    "startup",
+    "memory",
+    "linear",
+)
 
 INTRO = """\
 # Performance
