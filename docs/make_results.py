@@ -5,7 +5,7 @@ with rnnlab's own reading code (:func:`rnnlab.report.collect`); the papers' numb
 quoted from shared/REFERENCES.md. Run the CPU profiles, then this script, in one folder::
 
     export MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db
-    for f in adding adding-relu copy digits clipping gradflow depth flossing; do
+    for f in adding adding-relu copy digits clipping gradflow depth flossing modern; do
         rnnlab sweep $REPO/experiments/replications/$f.yaml
     done
     python $REPO/docs/make_results.py          # reads ./rnnlab-optuna.journal

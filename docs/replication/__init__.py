@@ -9,7 +9,8 @@
 - one module per finding, each with its analysis, figure, notes and ``FINDING``:
   :mod:`~replication.adding`, :mod:`~replication.copy_memory`, :mod:`~replication.digits`,
   :mod:`~replication.clipping`, :mod:`~replication.gradflow`, :mod:`~replication.depth`,
-  :mod:`~replication.flossing`.
+  :mod:`~replication.flossing`, :mod:`~replication.modern` (issue 20's cells; its paper-only
+  profiles are ``Finding.paper_only``).
 - :mod:`replication.realdata`: the descriptive section on the example sweeps
   (experiments/forecast.yaml, experiments/chars.yaml): no paper claim, no verdict.
 - :mod:`replication.previous`: the page before issue 14's corrections, quoted (its verdicts, the

@@ -12,6 +12,7 @@ from replication import (
     digits,
     flossing,
     gradflow,
+    modern,
     previous,
     realdata,
 )
@@ -28,6 +29,7 @@ FINDINGS = [
     gradflow.FINDING,
     depth.FINDING,
     flossing.FINDING,
+    modern.FINDING,
 ]
 REAL = len(FINDINGS) + 1  # the number of the real-data section, after the findings
 
@@ -68,7 +70,8 @@ def commands() -> str:
     examples = "\n".join(
         f"rnnlab sweep $REPO/{realdata.EXAMPLES}/{t.stem}.yaml" for t in realdata.TASKS
     )
-    papers = "\n".join(f"rnnlab sweep $REPO/{PROFILES}/{s}.paper.yaml" for s in STEMS)
+    extra = [s for f in FINDINGS for s in f.paper_only]
+    papers = "\n".join(f"rnnlab sweep $REPO/{PROFILES}/{s}.paper.yaml" for s in [*STEMS, *extra])
     return f"""\
 ## Regenerate this page
 
@@ -176,11 +179,12 @@ def summary(rows: list[list[str]], paper_run: bool) -> str:
 def build_page(storage: str, tracking_uri: str | None) -> str:
     """Read every sweep, draw the figures, and return the page's markdown."""
     cpu = {s: load(planned(s).name, storage, tracking_uri) for s in STEMS}
-    paper = {s: load(planned(s + ".paper").name, storage, tracking_uri) for s in STEMS}
+    extra = [s for f in FINDINGS for s in f.paper_only]
+    paper = {s: load(planned(s + ".paper").name, storage, tracking_uri) for s in [*STEMS, *extra]}
     sections, rows = [], []
     for number, finding in enumerate(FINDINGS, 1):
         measured = [cpu[s] for s in finding.stems]
-        text, result = section(number, finding, measured, [paper[s] for s in finding.stems])
+        text, result = section(number, finding, measured, [paper[s] for s in finding.paper_stems])
         sections.append(text)
         files = ", ".join(f"`{s}.yaml`" for s in finding.stems)
         then = previous.verdict_then(finding.key)

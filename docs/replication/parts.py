@@ -202,6 +202,14 @@ class Finding:
     paper: str  # what the papers report (quoted from shared/REFERENCES.md)
     reduced: str  # how the CPU profile differs from the paper, in words
     notes: Callable[[list[Sweep], Result], list[str]] = lambda sweeps, result: []
+    # paper-sized profiles without a CPU counterpart (a claim the CPU profile's tasks leave out),
+    # as paths under experiments/replications/ without ``.paper.yaml``: ``modern/copy``
+    paper_only: tuple[str, ...] = ()
+
+    @property
+    def paper_stems(self) -> tuple[str, ...]:
+        """Every paper-sized profile of the finding: one per CPU profile, then the paper-only."""
+        return (*self.stems, *self.paper_only)
 
 
 def section(
@@ -215,12 +223,14 @@ def section(
         shown = sweep or planned(stem)
         state = "" if sweep else " (not run yet)"
         out.append(f"- `{stem}.yaml`{state}: {settings(shown)}.")
-    for stem in finding.stems:
+    for stem in finding.paper_stems:
         out.append(f"- `{stem}.paper.yaml` (paper-sized): {settings(planned(stem + '.paper'))}.")
     out += ["", f"**Reduced for the CPU.** {finding.reduced}", ""]
     present = [s for s in cpu if s is not None and s.trials]
     if not present:
         out += ["**Not measured yet**: run the CPU profiles (see the top of the page).", ""]
+        if finding.paper_only:  # their commands are nowhere else on the page
+            out += [_paper_part(finding, paper), ""]
         return "\n".join(out), None
     result = finding.analyse(present, f"{finding.key}.png")
     out += ["**Measured by rnnlab (CPU profile).**", "", result.table, ""]
@@ -250,7 +260,9 @@ def _paper_part(finding: Finding, paper: list[Sweep | None]) -> str:
     """The paper-sized profile's measurement, or the commands that would run it."""
     present = [s for s in paper if s is not None and s.trials]
     if not present:
-        commands = "\n".join(f"rnnlab sweep $REPO/{PROFILES}/{s}.paper.yaml" for s in finding.stems)
+        commands = "\n".join(
+            f"rnnlab sweep $REPO/{PROFILES}/{s}.paper.yaml" for s in finding.paper_stems
+        )
         return (
             "**Paper-sized profile: not run yet** (the development machines have no GPU). On a "
             f"GPU machine, in the folder of the CPU sweeps (one trial per GPU at a time):"

@@ -29,6 +29,7 @@ STEMS = (
     "gradflow",
     "depth",
     "flossing",
+    "modern",
 )
 ALIASES = {"T": "dataset.seq_len", "layers": "model.layers", "lr": "train.lr"}
 
