@@ -65,6 +65,10 @@ _LAZY = {
     "exponents_along": "rnnlab.run",
     "step_jacobian": "rnnlab.run",
     "jacobian_log_singular_values": "rnnlab.run",
+    # issue 21: a sweep as data (rnnlab.report; not imported under TYPE_CHECKING either, since
+    # the facade sits below the report layer, tests/test_layers.py)
+    "results": "rnnlab.report",
+    "flow": "rnnlab.report",
 }
 
 __all__ = [
@@ -105,6 +109,8 @@ __all__ = [
     "exponents_along",
     "step_jacobian",
     "jacobian_log_singular_values",
+    "results",
+    "flow",
 ]
 
 if TYPE_CHECKING:

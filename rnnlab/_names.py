@@ -25,6 +25,9 @@ OUTCOMES = (COMPLETED, PRUNED, DIVERGED, FAILED, INCOMPATIBLE)
 """Every outcome, in the order of the outcome table's columns and the parent run's metrics."""
 RUNNING = "running"
 """The OUTCOME tag of a run while it trains."""
+QUEUED = "queued"
+"""What ``rnnlab.results`` calls a trial waiting in the study for a slot (it has no OUTCOME yet;
+a trial that a coordinator took is ``running`` there until it ends)."""
 STOPPED = "stopped"
 """The OUTCOME tag of a trial's run that Ctrl-C stopped (the trial runs again on resume)."""
 

@@ -270,6 +270,22 @@ def report(
 
 
 @cli.command()
+@click.argument("sweep", required=False, metavar="[SWEEP]")
+@click.option("--storage", metavar="URL", help="Optuna storage of the sweep (as for sweep).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow store (default: the sweep's).")
+@click.pass_context
+def runs(
+    ctx: click.Context, sweep: str | None, storage: str | None, tracking_uri: str | None
+) -> None:
+    """List a sweep's trials: settings, seed, outcome, objective, run id (rnnlab.results).
+
+    SWEEP is its file or name; without it, the one sweep in the storage."""
+    from rnnlab import commands
+
+    ctx.exit(commands.list_runs(sweep, storage=storage, tracking_uri=tracking_uri))
+
+
+@cli.command()
 @click.argument("sweep_name", required=False, metavar="[SWEEP]")
 @click.option(
     "--port",

@@ -13,6 +13,7 @@ from rnnlab.commands._dynamics import dynamics_of_run
 from rnnlab.commands._plugins import plugin_rows, show_plugins
 from rnnlab.commands._report import report_sweep
 from rnnlab.commands._run import ProgressDisplay, run_file
+from rnnlab.commands._runs import list_runs
 from rnnlab.commands._scaffold import ScaffoldError, new_plugin, next_steps, plan_plugin, render
 from rnnlab.commands._sweep import ProgressView, print_plan, print_table, sweep_file
 from rnnlab.commands._ui import open_ui, serve
@@ -22,6 +23,7 @@ __all__ = [
     "ProgressView",
     "ScaffoldError",
     "dynamics_of_run",
+    "list_runs",
     "new_plugin",
     "next_steps",
     "open_ui",

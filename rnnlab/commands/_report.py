@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,38 @@ from rnnlab.commands._sweep import print_table
 
 if TYPE_CHECKING:
     from rnnlab.plugins import Plugins, Registry
+
+
+class ReadProgress:
+    """How far the report got reading the trials' runs: a bar on a terminal, else a line at
+    every quarter (CI logs), on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.bar: Any = None
+        self._next = 0
+
+    def __enter__(self) -> ReadProgress:
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.console.is_terminal:
+            if self.bar is None:
+                from rich.progress import Progress
+
+                self.bar = Progress(console=self.console, transient=True)
+                self.task = self.bar.add_task("reading the trials' runs from MLflow", total=total)
+                self.bar.start()
+            self.bar.update(self.task, completed=done)
+        elif done >= self._next or done == total:
+            click.echo(f"reading the trials' runs from MLflow: {done}/{total}", err=True)
+            self._next = done + max(1, total // 4)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def report_sweep(
@@ -32,7 +64,8 @@ def report_sweep(
     study, plan = open_sweep(target, storage or default_storage(), registry)
     quiet_mlflow()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per trial
-    data = reports.collect(study, plan, tracking_uri, plugins.infos)
+    with ReadProgress() as progress:
+        data = reports.collect(study, plan, tracking_uri, plugins.infos, progress=progress)
     folder = Path(out) if out else Path("reports") / study.study_name.replace("#", "-")
     page = reports.write(data, folder)
     print_table(plan, data.table)

@@ -9,5 +9,28 @@ from __future__ import annotations
 
 from rnnlab.report._data import ReportData, TrialData, collect, versions
 from rnnlab.report._page import FIGURES, draw, render, write
+from rnnlab.report._results import (
+    SweepRecords,
+    flow,
+    frame,
+    open_results,
+    read_sweep,
+    results,
+)
 
-__all__ = ["FIGURES", "ReportData", "TrialData", "collect", "draw", "render", "versions", "write"]
+__all__ = [
+    "FIGURES",
+    "ReportData",
+    "SweepRecords",
+    "TrialData",
+    "collect",
+    "draw",
+    "flow",
+    "frame",
+    "open_results",
+    "read_sweep",
+    "render",
+    "results",
+    "versions",
+    "write",
+]

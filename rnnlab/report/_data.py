@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,22 +16,16 @@ from rnnlab._names import (
     FLOW_FILE,
     INCOMPATIBLE,
     LOG10_RATIO,
-    OUTCOME,
     PARENT,
-    RUN_ID,
-    SEED,
     SWEEP_FILE,
     TARGET_LOG10_RATIO,
-    TRACKING_URI,
     VERSION,
 )
+from rnnlab.report._results import client_for, read_sweep
 from rnnlab.sweep import (
-    Range,
     SweepPlan,
-    encode,
-    label,
+    group_records,
     optuna_version,
-    outcome_table,
     table_axes,
     unfinished,
 )
@@ -57,6 +52,7 @@ class TrialData:
     objective: History = field(default_factory=list)
     ratio: History = field(default_factory=list)  # grad/log10_ratio
     target_ratio: History = field(default_factory=list)  # grad/target/log10_ratio
+    run: Any = None  # its MLflow run (final metrics, tags), when the store has it
 
     def combination(self, axes: list[str]) -> tuple[str, ...]:
         return tuple(self.labels[a] for a in axes)
@@ -82,17 +78,6 @@ class ReportData:
     @property
     def running(self) -> bool:
         return self.unfinished > 0 or len(self.trials) < self.total
-
-
-def _labels(plan: SweepPlan, params: dict[str, Any]) -> dict[str, str]:
-    labels = {}
-    for key, space in plan.section.space.items():
-        if isinstance(space, Range):
-            continue
-        encoded = [encode(v) for v in space]
-        picked = params.get(key)
-        labels[key] = label(space[encoded.index(picked)]) if picked in encoded else "?"
-    return labels
 
 
 def _history(client: Any, run_id: str, key: str) -> History:
@@ -133,37 +118,62 @@ def versions(plugin_infos: Any) -> dict[str, str]:
     return found
 
 
-def collect(
-    study: optuna.Study, plan: SweepPlan, tracking_uri: str | None, plugin_infos: Any
-) -> ReportData:
-    """Read a (finished or running) sweep: trials from Optuna, curves from MLflow."""
-    from mlflow import MlflowClient
+READERS = 8
+"""Threads that read the trials' histories and artifacts from MLflow at once (issue 21: one by
+one, the flagship's 96 runs took most of the report's 39 s)."""
 
-    uri = tracking_uri or str(study.user_attrs.get(TRACKING_URI) or "") or None
-    client = MlflowClient(tracking_uri=uri)
+Progress = Callable[[int, int], None]
+"""Told ``(read, total)`` after each trial's curves are read."""
+
+
+def _read_trial(client: Any, data: TrialData, metric: str, folder: Path) -> None:
+    """A trained trial's curves: its gradient_flow.npz and three metric histories."""
+    flow = _flow(client, str(data.run_id), folder)
+    if flow is not None:
+        data.flow_steps, data.flow, data.target_flow = flow
+    data.objective = _history(client, str(data.run_id), metric)
+    data.ratio = _history(client, str(data.run_id), LOG10_RATIO)
+    data.target_ratio = _history(client, str(data.run_id), TARGET_LOG10_RATIO)
+
+
+def collect(
+    study: optuna.Study,
+    plan: SweepPlan,
+    tracking_uri: str | None,
+    plugin_infos: Any,
+    progress: Progress | None = None,
+) -> ReportData:
+    """Read a (finished or running) sweep: trials from Optuna (:func:`rnnlab.report.read_sweep`,
+    as ``rnnlab.results`` reads them), their runs in pages of one search, and their curves and
+    artifacts by :data:`READERS` threads, telling ``progress`` how far it got."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    read = read_sweep(study, plan, tracking_uri)
+    client = client_for(study, tracking_uri)
     metric = plan.section.objective.metric
-    all_trials = study.get_trials(deepcopy=False)
-    finished = [t for t in all_trials if OUTCOME in t.user_attrs]
-    trials = []
+    trials = [
+        TrialData(
+            r.number,
+            r.labels,
+            r.seed or 0,
+            r.outcome,
+            r.value,
+            r.run_id,
+            run=read.runs.get(r.run_id or ""),
+        )
+        for r in read.records
+        if r.finished
+    ]
+    todo = [t for t in trials if t.run_id and t.outcome != INCOMPATIBLE]
     with tempfile.TemporaryDirectory() as tmp:
-        for t in finished:
-            run_id = t.user_attrs.get(RUN_ID)
-            data = TrialData(
-                t.number,
-                _labels(plan, t.params),
-                int(t.user_attrs.get(SEED, 0)),
-                str(t.user_attrs[OUTCOME]),
-                t.value,
-                str(run_id) if run_id else None,
-            )
-            if data.run_id and data.outcome != INCOMPATIBLE:
-                flow = _flow(client, data.run_id, Path(tmp) / str(t.number))
-                if flow is not None:
-                    data.flow_steps, data.flow, data.target_flow = flow
-                data.objective = _history(client, data.run_id, metric)
-                data.ratio = _history(client, data.run_id, LOG10_RATIO)
-                data.target_ratio = _history(client, data.run_id, TARGET_LOG10_RATIO)
-            trials.append(data)
+        with ThreadPoolExecutor(READERS) as pool:
+            jobs = [
+                pool.submit(_read_trial, client, t, metric, Path(tmp) / str(t.number)) for t in todo
+            ]
+            for done, job in enumerate(jobs, 1):
+                job.result()
+                if progress is not None:
+                    progress(done, len(jobs))
         parent = study.user_attrs.get(PARENT)
         sweep_file = plan.definition
         if parent:
@@ -178,7 +188,7 @@ def collect(
         client.tracking_uri,
         str(parent) if parent else None,
         trials,
-        outcome_table(plan, finished),
+        group_records(plan, read.records),
         plan.total,
         unfinished(study),
         sweep_file,

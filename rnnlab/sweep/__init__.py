@@ -39,8 +39,10 @@ _MODULES = {
         "with_retries",
     ),
     "_optuna": ("heartbeat_interval",),
+    "_journal": ("check_journal", "open_journal"),
     "_generations": (
         "generation_name",
+        "group_records",
         "latest_generation",
         "load_latest",
         "open_sweep",
@@ -49,12 +51,15 @@ _MODULES = {
         "quiet_optuna",
         "study_name",
         "sweep_name",
+        "sweep_names",
         "unfinished",
     ),
     "_study": ("STATE_OF", "SweepStudy", "Task"),
     "_workers": ("Active", "Slot", "Worker", "cpu_cores", "plan_slots", "visible_gpus"),
     "_coordinator": ("Sweep", "SweepInterrupted", "SweepResult", "SweepState"),
+    "_records": ("TrialRecord", "trial_record", "trial_records"),
     "_table": (
+        "group_records",
         "outcome_counts",
         "outcome_table",
         "table_axes",
@@ -84,12 +89,15 @@ __all__ = [
     "SweepState",
     "SweepStudy",
     "Task",
+    "TrialRecord",
     "Worker",
+    "check_journal",
     "cpu_cores",
     "default_storage",
     "describe_space",
     "encode",
     "generation_name",
+    "group_records",
     "heartbeat_interval",
     "label",
     "latest_generation",
@@ -97,6 +105,7 @@ __all__ = [
     "load_sweep",
     "objective_value",
     "open_sweep",
+    "open_journal",
     "optuna_version",
     "outcome_counts",
     "outcome_table",
@@ -110,10 +119,13 @@ __all__ = [
     "storage_for",
     "study_name",
     "sweep_name",
+    "sweep_names",
     "table_axes",
     "table_cells",
     "table_header",
     "table_markdown",
+    "trial_record",
+    "trial_records",
     "unfinished",
     "visible_gpus",
     "with_retries",
@@ -131,8 +143,10 @@ if TYPE_CHECKING:
         quiet_optuna,
         study_name,
         sweep_name,
+        sweep_names,
         unfinished,
     )
+    from rnnlab.sweep._journal import check_journal, open_journal
     from rnnlab.sweep._options import SweepOptions, default_storage
     from rnnlab.sweep._optuna import heartbeat_interval
     from rnnlab.sweep._plan import (
@@ -151,6 +165,7 @@ if TYPE_CHECKING:
         plan_from_source,
         point_key,
     )
+    from rnnlab.sweep._records import TrialRecord, trial_record, trial_records
     from rnnlab.sweep._storage import (
         DEFAULT_HEARTBEAT,
         Heartbeat,
@@ -161,6 +176,7 @@ if TYPE_CHECKING:
     )
     from rnnlab.sweep._study import STATE_OF, SweepStudy, Task
     from rnnlab.sweep._table import (
+        group_records,
         outcome_counts,
         outcome_table,
         table_axes,

@@ -78,6 +78,15 @@ def load_latest(storage_url: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=generation_name(name, latest), storage=storage)
 
 
+def sweep_names(storage_url: str) -> list[str]:
+    """The sweeps in a storage, each once (``NAME`` for ``NAME``, ``NAME#2``, ...); none when
+    the journal file does not exist (opening it would create it)."""
+    if "://" not in storage_url and not os.path.exists(storage_url):
+        return []
+    names = optuna.study.get_all_study_names(storage_for(storage_url))
+    return sorted({n.rsplit("#", 1)[0] if n.rsplit("#", 1)[-1].isdigit() else n for n in names})
+
+
 def unfinished(study: optuna.Study) -> int:
     """How many of the study's trials are queued or running."""
     states = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)

@@ -14,8 +14,9 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from rnnlab._names import CONFIG, LYAPUNOV_ATTR, OUTCOME, OUTCOMES, RATIO_ATTR, TARGET_RATIO_ATTR
-from rnnlab.sweep._plan import Range, SweepPlan, encode, label, objective_value
+from rnnlab._names import OUTCOME, OUTCOMES
+from rnnlab.sweep._plan import Range, SweepPlan, label
+from rnnlab.sweep._records import TrialRecord, trial_records
 
 
 def outcome_table(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, Any]]:
@@ -23,21 +24,19 @@ def outcome_table(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, 
     the completed trials, ``n`` of them), mean log10 ratios of the target and total curves, the
     mean final largest Lyapunov exponent, and the count of each outcome.
 
-    Continuous (range) settings are not grouped on; every other space key is a column.
+    Continuous (range) settings are not grouped on; every other space key is a column. Built on
+    :func:`rnnlab.sweep.trial_records`, as ``rnnlab.results`` is (one reading of a trial).
     """
+    return group_records(plan, trial_records(plan, trials))
+
+
+def group_records(plan: SweepPlan, records: list[TrialRecord]) -> list[dict[str, Any]]:
+    """:func:`outcome_table` of the finished ones of ``records``."""
     columns = table_axes(plan)
-    groups: dict[tuple[str, ...], list[FrozenTrial]] = {}
-    for trial in trials:
-        if OUTCOME not in trial.user_attrs:
-            continue
-        labels = []
-        for key in columns:
-            choices = plan.section.space[key]
-            assert isinstance(choices, list)
-            encoded = [encode(v) for v in choices]
-            picked = trial.params.get(key)
-            labels.append(label(choices[encoded.index(picked)]) if picked in encoded else "?")
-        groups.setdefault(tuple(labels), []).append(trial)
+    groups: dict[tuple[str, ...], list[TrialRecord]] = {}
+    for record in records:
+        if record.finished:
+            groups.setdefault(tuple(record.labels[k] for k in columns), []).append(record)
     table = []
     maximize = plan.section.objective.direction == "maximize"
     order = {k: [label(v) for v in plan.section.space[k]] for k in columns}  # the file's order
@@ -49,33 +48,28 @@ def outcome_table(plan: SweepPlan, trials: list[FrozenTrial]) -> list[dict[str, 
         )
 
     for group, members in sorted(groups.items(), key=lambda item: position(item[0])):
-        values = [v for v in map(_final, members) if v is not None]
-        outcomes = Counter(str(t.user_attrs[OUTCOME]) for t in members)
+        values = [r.objective for r in members if r.objective is not None]
+        outcomes = Counter(r.outcome for r in members)
         row: dict[str, Any] = dict(zip(columns, group, strict=True))
         row.update(
             mean=statistics.fmean(values) if values else None,
             std=statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
             best=(max(values) if maximize else min(values)) if values else None,
             n=len(values),
-            target_log10_ratio=_mean_attr(members, TARGET_RATIO_ATTR),
-            log10_ratio=_mean_attr(members, RATIO_ATTR),
-            lyapunov_max=_mean_attr(members, LYAPUNOV_ATTR),
+            target_log10_ratio=_mean([r.target_log10_ratio for r in members]),
+            log10_ratio=_mean([r.log10_ratio for r in members]),
+            lyapunov_max=_mean([r.lyapunov_max for r in members]),
             seeds=len(members),
-            configs=len({t.user_attrs.get(CONFIG) for t in members}),
+            configs=len({r.config for r in members}),
         )
         row.update({name: outcomes.get(name, 0) for name in OUTCOMES})
         table.append(row)
     return table
 
 
-def _final(trial: FrozenTrial) -> float | None:
-    """A completed trial's finite objective; None for any other trial (see the module)."""
-    return objective_value(str(trial.user_attrs.get(OUTCOME)), trial.value)
-
-
-def _mean_attr(trials: list[FrozenTrial], attr: str) -> float | None:
-    values = [float(t.user_attrs[attr]) for t in trials if attr in t.user_attrs]
-    return statistics.fmean(values) if values else None
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
 
 
 def outcome_counts(trials: list[FrozenTrial]) -> Counter[str]:

@@ -1,0 +1,194 @@
+"""A sweep as data (issue 21): rnnlab.results and rnnlab.flow on a tiny real sweep (a real
+worker, Optuna journal and MLflow sqlite store), the outcome table the sweep logged and the
+report's table agreeing with the DataFrame, a running sweep's unfinished trials, `rnnlab runs`."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+import rnnlab
+from rnnlab._names import FLOW_ARRAYS, FLOW_FILE, PARENT, TABLE_YAML
+from rnnlab.cli import cli
+
+SWEEP = """\
+name: frames
+dataset: {name: adding, seq_len: 6, val_size: 16, test_size: 16}
+cell: {name: rnn, hidden_size: 4}
+train: {steps: 4, batch_size: 4, eval_every: 2, probe_every: 2, log_every: 1, device: cpu,
+        plots: false}
+sweep:
+  workers: 1
+  seeds: [0, 1]
+  space:
+    cell: [{name: rnn}, {name: gru}]
+    remedies: [[], [clip]]
+    dataset.seq_len: [6]
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("frames")
+    path = folder / "frames.yaml"
+    path.write_text(SWEEP)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("CUDA_VISIBLE_DEVICES", "")
+        result = CliRunner().invoke(cli, ["sweep", str(path)])
+        assert result.exit_code == 0, result.output
+    return {
+        "folder": folder,
+        "file": path,
+        "uri": uri,
+        "storage": str(folder / "rnnlab-optuna.journal"),
+    }
+
+
+def _results(sweep: dict[str, Any], target: str | None = None, **kw: Any) -> Any:
+    return rnnlab.results(target or str(sweep["file"]), storage=kw.get("storage", sweep["storage"]))
+
+
+def test_results_has_one_row_per_trial_with_the_documented_columns(
+    sweep: dict[str, Any],
+) -> None:
+    df = _results(sweep)
+    assert "results" in rnnlab.__all__ and "flow" in rnnlab.__all__
+    assert len(df) == 8
+    assert list(df.columns[:8]) == [
+        "trial", "key", "cell", "remedies", "dataset.seq_len", "seed", "outcome", "objective",
+    ]  # fmt: skip
+    assert list(df.columns[-4:]) == ["run_id", "seconds", "device", "host"]
+    for metric in ("val/loss", "test/loss", "grad/log10_ratio", "grad/target/log10_ratio"):
+        assert metric in df.columns
+    assert sorted(df.trial) == list(range(8))
+    assert set(df.cell) == {"rnn", "gru"} and set(df.remedies) == {"none", "clip"}
+    assert set(df["dataset.seq_len"]) == {6}  # a listed number stays a number
+    assert sorted(df.seed) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert set(df.outcome) == {"completed"}
+    assert (df.seconds > 0).all() and df.device.str.startswith("cpu").all()
+    # every row is its MLflow run: the objective is the run's final val/loss
+    client = MlflowClient(sweep["uri"])
+    for row in df.itertuples():
+        run = client.get_run(row.run_id)
+        assert run.data.tags["rnnlab.trial"] == str(row.trial)
+        assert math.isclose(row.objective, run.data.metrics["val/loss"], rel_tol=1e-6)
+    # a sweep by its name gives the same frame
+    by_name = _results(sweep, "frames")
+    assert by_name.drop(columns="seconds").equals(df.drop(columns="seconds"))
+
+
+def test_the_table_the_sweep_logged_and_the_report_agree_with_results(
+    sweep: dict[str, Any],
+) -> None:
+    from rnnlab import report
+    from rnnlab.plugins import make_plugin_manager
+
+    df = _results(sweep)
+    grouped = df.groupby(["cell", "remedies"]).objective
+    client = MlflowClient(sweep["uri"])
+    study, plan = report.open_results(str(sweep["file"]), sweep["storage"])
+    parent = str(study.user_attrs[PARENT])
+    logged = yaml.safe_load(Path(client.download_artifacts(parent, TABLE_YAML)).read_text())
+    data = report.collect(study, plan, sweep["uri"], make_plugin_manager().infos)
+    assert len(logged) == len(data.table) == 4
+    for table in (logged, data.table):
+        for row in table:
+            group = grouped.get_group((row["cell"], row["remedies"]))
+            assert row["n"] == group.count() == 2
+            assert math.isclose(row["mean"], group.mean(), rel_tol=1e-9)
+            assert math.isclose(row["std"], group.std(), rel_tol=1e-9)
+            assert math.isclose(row["best"], group.min(), rel_tol=1e-9)
+    # and the report's trials are the frame's rows
+    assert sorted((t.number, t.run_id) for t in data.trials) == sorted(
+        zip(df.trial, df.run_id, strict=True)
+    )
+
+
+def test_a_running_sweep_has_queued_and_running_trials(
+    sweep: dict[str, Any], tmp_path: Path
+) -> None:
+    import optuna
+
+    copy = tmp_path / "journal"
+    shutil.copy(sweep["storage"], copy)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(copy)))
+    study = optuna.load_study(study_name="frames", storage=storage)
+    from rnnlab.sweep import encode
+
+    params = {"cell": encode({"name": "rnn"}), "remedies": encode([]), "dataset.seq_len": 6}
+    study.enqueue_trial(params)
+    study.enqueue_trial(params)
+    study.ask()  # one of them taken: running, not finished
+    df = _results(sweep, storage=str(copy))
+    assert len(df) == 10
+    unfinished = df[df.trial >= 8].sort_values("trial")
+    assert list(unfinished.outcome) == ["running", "queued"]
+    assert unfinished.objective.isna().all()
+    assert (df[df.trial < 8].outcome == "completed").all()
+
+
+def test_flow_returns_the_runs_gradient_flow_arrays(sweep: dict[str, Any]) -> None:
+    from rnnlab.errors import ConfigError
+
+    run_id = str(_results(sweep).run_id.iloc[0])
+    arrays = rnnlab.flow(run_id, tracking_uri=sweep["uri"])
+    assert set(FLOW_ARRAYS) <= set(arrays)
+    stored = MlflowClient(sweep["uri"]).download_artifacts(run_id, FLOW_FILE)
+    with np.load(stored) as data:
+        for name in data.files:
+            np.testing.assert_array_equal(arrays[name], data[name])
+    steps, norms = arrays["steps"], arrays["norms"]
+    assert steps[0] == 0 and list(steps) == sorted(steps)  # probe steps, from the first
+    assert norms.shape == (len(steps), 1, 6)  # [probe, layer, t] at T=6
+    with pytest.raises(ConfigError, match="no run 'nope'"):
+        rnnlab.flow("nope", tracking_uri=sweep["uri"])
+
+
+def test_rnnlab_runs_lists_the_trials(
+    sweep: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(sweep["folder"])
+    df = _results(sweep)
+    result = CliRunner().invoke(cli, ["runs", "--tracking-uri", sweep["uri"]])
+    assert result.exit_code == 0, result.output
+    for row in df.itertuples():
+        assert row.run_id in result.output
+        line = next(x for x in result.output.splitlines() if row.run_id in x)
+        assert f"{row.objective:.4g}" in line and "completed" in line
+    assert "completed 8" in result.output
+    missing = CliRunner().invoke(cli, ["runs", "nosuch"])
+    assert missing.exit_code != 0 and "no sweep 'nosuch'" in missing.output
+
+
+def test_the_notebook_page_runs_end_to_end(
+    sweep: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/notebook.md's python blocks, run in order on this sweep (its file for the
+    flagship's), from the sweep's folder as the page says."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "notebook.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 4
+    code = "\n".join(blocks)
+    assert 'SWEEP = "experiments/vanishing.yaml"' in code
+    code = code.replace('"experiments/vanishing.yaml"', repr(str(sweep["file"])))
+    monkeypatch.chdir(sweep["folder"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sweep["uri"])
+    found: dict[str, Any] = {}
+    exec(compile(code, "docs/notebook.md", "exec"), found)
+    assert len(found["df"]) == 8
+    assert found["pivot"].shape == (2, 2)  # cells x (seq_len, remedies)
+    assert found["summary"].seeds.tolist() == [2, 2, 2, 2]
+    assert len(found["ax"].get_lines()) == 4
+    assert (sweep["folder"] / "gradient_flow_by_cell.png").stat().st_size > 1000
