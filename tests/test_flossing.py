@@ -16,6 +16,7 @@ from rnnlab_remedies.flossing import GradientFlossing
 from torch import Tensor
 
 from rnnlab import lyapunov_spectrum
+from rnnlab._names import TARGET_LOG10_RATIO
 from rnnlab.base import LayerTrace, TaskKind
 from rnnlab.run import NullTracker, SequenceModel, build_model, load_run_config, train
 from rnnlab.testing import RemedyContract
@@ -187,3 +188,29 @@ def test_preflossing_and_interflossing_in_a_training_run(write_config, registry)
     assert [s for s, _ in tracker.history["flossing/inter_loss"]] == [2, 4]  # inter_phases 2
     assert tracker.history["train/extra_steps"] == [(0, 3.0), (2, 4.0), (4, 5.0)]
     assert "flossing/loss" not in tracker.history  # weight 0: no term in the training loss
+
+
+def test_the_step_0_probe_sees_the_preflossed_weights(write_config, registry) -> None:
+    """The replication's mechanism at test size: the same seed with and without preflossing
+    starts from the same weights; the gradient probe at step 0 comes after preflossing, and its
+    log10 ||dL/dh_1|| / ||dL/dh_T|| is far less negative."""
+    text = """\
+    name: probe
+    seed: 0
+    dataset: {name: adding, seq_len: 40, val_size: 32}
+    cell: {name: rnn, hidden_size: 32}
+    remedies: [%s]
+    train: {steps: 1, batch_size: 16, lr: 0.01, eval_every: 1, probe_every: 1, log_every: 1,
+            device: cpu}
+    """
+    floss = "{name: flossing, weight: 0.0, pre_steps: 30, lr: 0.01, k: 4, steps: 30, warmup: 3}"
+    ratios = {}
+    for remedy in ("", floss):
+        tracker = NullTracker(keep_artifacts=False)
+        result = train(load_run_config(write_config(text % remedy), registry), tracker)
+        assert result.outcome == "completed", result.message
+        ((step, ratio),) = tracker.history[TARGET_LOG10_RATIO]
+        assert step == 0
+        ratios[bool(remedy)] = ratio
+    assert ratios[False] < -3, ratios  # torch's initialisation contracts: the gradient vanishes
+    assert ratios[True] > ratios[False] + 2, ratios
