@@ -115,8 +115,13 @@ def flossing(sweeps: list[Sweep], figure: str) -> Result:
         checks.append(
             Check(
                 f"{task}: the mean final val loss over the seeds is lower with preflossing than "
-                "without (Engelken: it enhances success rate and convergence speed)",
-                math.isfinite(plain) and math.isfinite(with_floss) and with_floss < plain,
+                "without (Engelken: it enhances success rate and convergence speed), and the "
+                f"flossed arm learned the task (below {LEARNED} x the trivial baseline; added "
+                "after the first run, see the profile)",
+                math.isfinite(plain)
+                and math.isfinite(with_floss)
+                and with_floss < plain
+                and with_floss < LEARNED * baseline(task),
             )
         )
     return Result(table(head, rows), checks, _figure(arms, tasks, figure))
