@@ -39,3 +39,13 @@ class SetupError(RnnlabError):
 
 class DataError(ConfigError):
     """A dataset's files are missing or malformed; the message says where to put them."""
+
+
+class StorageError(RnnlabError):
+    """A sweep's Optuna storage cannot be read as it is (a journal file corrupted before its last
+    record); the message names the file, the line, the backup kept and the fix."""
+
+
+class ArtifactError(RnnlabError):
+    """An MLflow artifact location could not be written (full, read-only, not a folder); the
+    message names the run, the path and the fix."""

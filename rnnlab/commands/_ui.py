@@ -373,6 +373,10 @@ def open_ui(
 
         tracking_uri = mlflow.get_tracking_uri()
     known = storage is not None or sweep_name is not None or Path(storage_url).exists()
+    if known and "://" not in storage_url:  # optuna-dashboard reads the journal as rnnlab does
+        from rnnlab.sweep import check_journal
+
+        check_journal(storage_url)
     return serve(
         str(tracking_uri),
         storage_url if known else None,

@@ -22,6 +22,7 @@ from rnnlab._names import (
     MLFLOW_PARENT,
     ui_links,
 )
+from rnnlab.errors import ArtifactError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -224,8 +225,20 @@ class MlflowTracker:
         self._tags.update(tags)
 
     def log_artifacts(self, folder: Path) -> None:
+        """Upload ``folder``; an artifact location that cannot be written (a full disk, no
+        permission, a path through a file) is an ArtifactError naming it (issue 18)."""
         assert self.run_id is not None
-        self.client.log_artifacts(self.run_id, str(folder))
+        try:
+            self.client.log_artifacts(self.run_id, str(folder))
+        except OSError as exc:
+            where = exc.filename or self.client.get_run(self.run_id).info.artifact_uri
+            raise ArtifactError(
+                f"could not write the artifacts of MLflow run {self.run_id} to {where}: "
+                f"{exc.strerror or exc}. Free space there or make it writable (the "
+                "experiment's artifact location, or --default-artifact-root / "
+                "--artifacts-destination of the tracking server), then run the same command "
+                "again."
+            ) from exc
 
     def finish(self, status: str) -> None:
         if self.run_id is None:

@@ -26,6 +26,7 @@ from rnnlab._names import (
     TAG_SWEEP,
     TRACKING_URI,
 )
+from rnnlab.errors import ArtifactError
 from rnnlab.run import MlflowTracker
 from rnnlab.sweep._plan import SweepPlan, label
 from rnnlab.sweep._study import SweepStudy
@@ -69,7 +70,11 @@ def open_parent(
         if plan.source.path is not None:
             shutil.copy(plan.source.path, Path(folder) / SWEEP_FILE)
         (Path(folder) / SWEEP_RESOLVED).write_text(plan.definition)
-        parent.log_artifacts(Path(folder))
+        try:
+            parent.log_artifacts(Path(folder))
+        except ArtifactError:  # nothing ran yet: stop, the parent run closed, not RUNNING
+            parent.finish("FAILED")
+            raise
 
 
 def close_parent(

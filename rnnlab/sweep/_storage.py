@@ -252,9 +252,9 @@ def storage_for(
     every ``heartbeat`` seconds (default :data:`DEFAULT_HEARTBEAT`), retries, and ``on_stale``
     called for each trial this process fails for a missing heartbeat."""
     if "://" not in url:
-        from optuna.storages.journal import JournalFileBackend
+        from rnnlab.sweep._journal import open_journal
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url))
+        return open_journal(url)  # a torn last record recovered first
     return RetryingRDBStorage(url, heartbeat or DEFAULT_HEARTBEAT, on_stale)
 
 
