@@ -192,3 +192,28 @@ def test_the_notebook_page_runs_end_to_end(
     assert found["summary"].seeds.tolist() == [2, 2, 2, 2]
     assert len(found["ax"].get_lines()) == 4
     assert (sweep["folder"] / "gradient_flow_by_cell.png").stat().st_size > 1000
+
+
+def test_the_report_rows_link_their_runs_and_the_findings_their_rows(
+    sweep: dict[str, Any],
+) -> None:
+    from rnnlab import report
+    from rnnlab.plugins import make_plugin_manager
+
+    study, plan = report.open_results(str(sweep["file"]), sweep["storage"])
+    data = report.collect(study, plan, sweep["uri"], make_plugin_manager().infos)
+    page = report.render(data, [])
+    for number in range(1, len(data.table) + 1):
+        assert f'<tr id="row-{number}"' in page
+    for trial in data.trials:  # a sqlite store and no UI running: the ids, not links
+        assert f'title="{trial.run_id}"' in page
+    found = report.sweep_findings(data)
+    assert found  # 4 steps of training: the adding problem is not solved, the cells fail
+    for f in found:
+        assert f'{f.text} <a href="#row-{f.row + 1}">' in page.replace("&#x27;", "'")
+    data.tracking_uri = "http://127.0.0.1:1"
+    linked = report.render(data, [])
+    experiment = data.trials[0].run.info.experiment_id
+    assert f'href="http://127.0.0.1:1/#/experiments/{experiment}/runs/{data.trials[0].run_id}"' in (
+        linked
+    )

@@ -44,7 +44,7 @@ class Dataset:
     output_size: int
     seq_len: int
     baseline_loss: float | None = None
-    """The loss of a trivial predictor, if the task has a well-known one."""
+    """The loss of a trivial predictor, if the task has a well-known one (:meth:`baseline`)."""
 
     def __init__(self, params: _Params | None = None, seed: int = 0) -> None:
         self.params = params if params is not None else type(self).Params()
@@ -99,6 +99,26 @@ class Dataset:
         if picked == out.shape[0]:
             return None
         return self.loss(out[steps], y[steps]) * (picked / out.shape[0])
+
+    def baseline(self, metric: str) -> float | None:
+        """The value of the objective ``metric`` (``val/loss``, ``val/bpc``, ...) that the task's
+        trivial predictor scores, or None when the task declares none: what a model must beat
+        to have learned anything (the report's findings, rnnlab.report._findings).
+
+        Default: :attr:`baseline_loss` for ``<split>/loss``, the task's :meth:`derived_metrics`
+        of it for a metric derived from the loss (``bpc``, ``nrmse``), None for anything else
+        (an accuracy). The built-in tasks declare ``baseline_loss``: the adding problem's 1/6
+        (always answering 1, the mean of the sum of two U(0, 1), whose variance is 2/12; Hochreiter
+        & Schmidhuber 1997), copy memory's ``10 ln 8 / (T + 20)`` (a memoryless predictor,
+        Arjovsky et al. 2016), chars' unigram cross-entropy and forecast's persistence MSE on the
+        validation split. A third-party task sets ``baseline_loss`` or overrides this."""
+        if self.baseline_loss is None:
+            return None
+        split, _, name = metric.partition("/")
+        if name == "loss":
+            return float(self.baseline_loss)
+        derived = self.derived_metrics({f"{split}/loss": float(self.baseline_loss)})
+        return float(derived[metric]) if metric in derived else None
 
     def derived_metrics(self, scores: dict[str, float]) -> dict[str, float]:
         """Task-specific metrics computed from an evaluation's ``<split>/loss`` and

@@ -8,6 +8,7 @@ never ``rnnlab.commands`` (tests/test_layers.py).
 from __future__ import annotations
 
 from rnnlab.report._data import ReportData, TrialData, collect, versions
+from rnnlab.report._findings import Finding, find, sweep_findings
 from rnnlab.report._page import FIGURES, draw, render, write
 from rnnlab.report._results import (
     SweepRecords,
@@ -20,17 +21,20 @@ from rnnlab.report._results import (
 
 __all__ = [
     "FIGURES",
+    "Finding",
     "ReportData",
     "SweepRecords",
     "TrialData",
     "collect",
     "draw",
+    "find",
     "flow",
     "frame",
     "open_results",
     "read_sweep",
     "render",
     "results",
+    "sweep_findings",
     "versions",
     "write",
 ]

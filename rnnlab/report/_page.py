@@ -11,10 +11,19 @@ import datetime
 import html
 from pathlib import Path
 
-from rnnlab._names import REPORT_FIGURES, REPORT_FOLDER, REPORT_PAGE, TABLE_MD, VAL_LOSS
+from rnnlab._names import (
+    DEFAULT_UI,
+    REPORT_FIGURES,
+    REPORT_FOLDER,
+    REPORT_PAGE,
+    TABLE_MD,
+    VAL_LOSS,
+    ui_links,
+)
 from rnnlab.report import _dynamics_figures as dynamicsplots
 from rnnlab.report import _figures as reportplots
 from rnnlab.report._data import ReportData
+from rnnlab.report._findings import HEALTHY, TOLERANCE, VANISHED, sweep_findings
 from rnnlab.sweep import table_cells, table_header, table_markdown
 
 HEATMAP, FLOW, RATIO, LEARNING, IMPORTANCES = REPORT_FIGURES
@@ -88,16 +97,64 @@ def _table(data: ReportData) -> str:
             if current is None or (row["mean"] > current if maximize else row["mean"] < current):
                 best[group] = row["mean"]
     lines = [
-        "<table><thead><tr>"
+        "<table><thead><tr><th>row</th>"
         + "".join(f"<th>{html.escape(n)}</th>" for n in names)
-        + "</tr></thead><tbody>"
+        + "<th>MLflow runs</th></tr></thead><tbody>"
     ]
-    for row in data.table:
+    ui = run_links_base(data.tracking_uri)
+    for number, row in enumerate(data.table, 1):
         group = tuple(row[a] for a in axes[2:])
         mark = ' class="best"' if row["mean"] is not None and best.get(group) == row["mean"] else ""
         cells = "".join(f"<td>{html.escape(c)}</td>" for c in table_cells(data.plan, row))
-        lines.append(f"<tr{mark}>{cells}</tr>")
+        runs = _run_links(data, row, ui)
+        lines.append(f'<tr id="row-{number}"{mark}><td>{number}</td>{cells}<td>{runs}</td></tr>')
     return "\n".join([*lines, "</tbody></table>"])
+
+
+def run_links_base(tracking_uri: str) -> str | None:
+    """The MLflow UI the rows link to: the tracking server itself, or a UI answering on
+    rnnlab ui's default address now (``rnnlab ui`` running on this store); None otherwise (the
+    rows then show run ids)."""
+    import urllib.request
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        opener.open(DEFAULT_UI + "/health", timeout=0.5).close()
+    except OSError:
+        return None
+    return DEFAULT_UI
+
+
+def _run_links(data: ReportData, row: dict[str, object], ui: str | None) -> str:
+    """The row's trials' child runs: links into MLflow's UI, or their ids."""
+    axes = data.axes
+    key = tuple(str(row[a]) for a in axes)
+    links = []
+    for trial in data.trials:
+        if trial.combination(axes) != key or not trial.run_id:
+            continue
+        text = html.escape(f"{trial.run_id[:8]} (s{trial.seed})")
+        experiment = getattr(getattr(trial.run, "info", None), "experiment_id", None)
+        if ui is None or experiment is None:
+            links.append(f'<span title="{html.escape(trial.run_id)}">{text}</span>')
+        else:
+            url = ui_links(ui, str(experiment), trial.run_id)[1]
+            links.append(f'<a href="{html.escape(str(url))}">{text}</a>')
+    return " ".join(links)
+
+
+def _findings(data: ReportData) -> str:
+    """The findings in words, each linking to its table row."""
+    found = sweep_findings(data)
+    if not found:
+        return "<p>No findings: the table has no row the rules apply to.</p>"
+    items = "".join(
+        f'<li>{html.escape(f.text)} <a href="#row-{f.row + 1}">(row {f.row + 1})</a></li>'
+        for f in found
+    )
+    return f'<ul class="findings">{items}</ul>'
 
 
 def _figure(path: Path, caption: str) -> str:
@@ -152,6 +209,14 @@ def render(data: ReportData, figures: list[Path]) -> str:
         "<p>lambda max: the mean over the row's trials of the top layer's largest Lyapunov "
         "exponent after the last update (dyn/lyapunov_max, nats per time step); below 0 the "
         "dynamics contract and the gradient vanishes with them.</p>",
+        "<h2>Findings</h2>",
+        _findings(data),
+        f"<p>By the rules of docs/report.md: a cell fails a task setting when its row without "
+        f"remedies is within {TOLERANCE:.0%} of the task's trivial baseline or worse; a remedy "
+        "rescues it when every seed beats the baseline by more than that; it makes things worse "
+        f"when its mean is more than {TOLERANCE:.0%} worse than without it; the target gradient "
+        f"and the outcome disagree when a row beats the baseline with a target log10 ratio "
+        f"below {VANISHED:g}, or fails with one above {HEALTHY:g}.</p>",
         "<h2>Figures</h2>",
         *(_figure(p, captions.get(p.name, "")) for p in figures),
         "<h2>The sweep file</h2>",
