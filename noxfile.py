@@ -39,6 +39,16 @@ def science(session: nox.Session) -> None:
 
 
 @nox.session
+def soak(session: nox.Session) -> None:
+    """The chaos soak (tests/test_soak.py, also in the slow CI step): ~100 tiny trials, 2 workers,
+    worker and coordinator SIGKILLs; ``RNNLAB_SOAK_TRIALS`` / ``RNNLAB_SOAK_BUDGET_S`` size it."""
+    _install(session)
+    session.run(
+        "python", "-m", "pytest", "-m", "slow", "-s", "tests/test_soak.py", *session.posargs
+    )
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
