@@ -122,9 +122,8 @@ def spectra_grid(data: ReportData, have: dict[int, Spectra], path: Path) -> Path
     plt = pyplot()
     cols = min(4, len(groups))
     rows = math.ceil(len(groups) / cols)
-    fig, grid = plt.subplots(
-        rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False, sharey=True
-    )
+    # each panel its own y range: an IRNN whose units all switched off sits at the floor (-87)
+    fig, grid = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
     for ax, (combo, members) in zip(grid.flat, groups.items(), strict=False):
         for which, colour, name in (("first", FIRST, "init"), ("last", LAST, "end")):
             curves = [getattr(have[t.number], which) for t in members]
@@ -140,6 +139,8 @@ def spectra_grid(data: ReportData, have: dict[int, Spectra], path: Path) -> Path
         ax.grid(True, alpha=0.3)
     for ax in grid[:, 0]:
         ax.set_ylabel("lambda_i (nats / step)", fontsize=8)
+    for ax in grid.flat:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in list(grid.flat)[len(groups) :]:
         ax.axis("off")
     grid[0, 0].legend(fontsize=7)
@@ -176,6 +177,8 @@ def lyapunov_scatter(data: ReportData, have: dict[int, Spectra], path: Path) -> 
         if values:
             right.scatter(*zip(*values, strict=True), s=18, color=colour, label=label)
     for ax, what in ((left, "final target log10 ratio"), (right, metric)):
+        # linear within +-1 nat per step, logarithmic beyond: the floor (-87) stays on the page
+        ax.set_xscale("symlog", linthresh=1.0)
         ax.axvline(0.0, color="0.4", linestyle=":", linewidth=1)
         ax.set_xlabel("final lambda max (top layer, nats / step)")
         ax.set_ylabel(what)
