@@ -1,14 +1,23 @@
-"""6. Tracking: what recording a trial in MLflow costs, on sqlite and on a tracking server.
+"""6. Tracking: what recording a run in MLflow costs, on sqlite and on a tracking server.
 
-The trial is the flagship sweep's base (experiments/vanishing.yaml: tanh RNN, hidden 32, adding
-T=60, 1000 Adam steps, probe and evaluate every 100, log every 10), trained by ``train()`` with
-three trackers in turn: none (``NullTracker``, no artifact files), ``MlflowTracker`` on MLflow's
-default kind of store (a sqlite file) and on a real ``mlflow server``. Two figures per store:
+A sweep's trial, as its slot pays for it. The trial is the flagship sweep's base
+(experiments/vanishing.yaml: tanh RNN, hidden 32, adding T=60, 1000 Adam steps, probe and
+evaluate every 100, log every 10), trained by ``train()`` in this process (the slot) with the
+tracker a sweep's worker has, ``PipeTracker``, whose messages a spawned process writes to MLflow
+the way the coordinator does (benchmarks/_coordinator_side.py: ``MlflowTracker``, and the PNGs
+drawn by a Drawer process, rnnlab.sweep._figurework); against ``NullTracker`` (no artifact
+files), on MLflow's default kind of store (a sqlite file) and on a real ``mlflow server``. Two
+figures per store:
 
-* MLflow calls: the seconds spent inside the tracker's methods (a timing proxy around the real
-  ``MlflowTracker``) plus writing the artifact files (``rnnlab.run._artifacts.write``: npz, PNGs);
-* the whole cost: the tracked trial's wall time over the untracked one's (asynchronous writes
-  run on another thread and compete for the cores, which only this shows).
+* tracking calls: the seconds spent inside the tracker's methods on the slot (a timing proxy
+  around the real ``PipeTracker``) plus writing the artifact files
+  (``rnnlab.run._artifacts.write``: npz, model.pt, summary; the PNGs are the Drawer's);
+* the whole cost: the tracked trial's wall time over the untracked one's (the coordinator's
+  writes and the Drawer run in other processes and compete for the cores, which only this
+  shows).
+
+And a single run, ``rnnlab run`` tracked against ``--no-track`` as whole processes
+(benchmarks/run_tracking.py).
 
 The server runs on 127.0.0.1 with ``--workers 1`` and ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``
 in its own process group, which is stopped, whole, afterwards.
@@ -29,21 +38,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import _runs
+from benchmarks import _runs, run_tracking
 from benchmarks._timing import CpuShare, Row, child_env, interleave, median, result
 
 if TYPE_CHECKING:
-    from rnnlab.run import MlflowTracker
+    from multiprocessing.connection import Connection
 
 NAME = "tracking"
-TITLE = "Tracking: MLflow's share of a trial's wall time (sqlite store, tracking server)"
+TITLE = "Tracking: MLflow's share of a sweep trial and of `rnnlab run` (sqlite, server)"
 TARGET_PERCENT = 2.0
 
 
 class TimedTracker:
     """A :class:`rnnlab.run.Tracker` that forwards to ``inner`` and times every call."""
 
-    def __init__(self, inner: MlflowTracker) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.seconds = 0.0
         self.by_method: dict[str, float] = {}
@@ -55,7 +64,11 @@ class TimedTracker:
 
     @property
     def keeps_artifacts(self) -> bool:
-        return self.inner.keeps_artifacts
+        return bool(self.inner.keeps_artifacts)
+
+    @property
+    def draws_figures(self) -> bool:
+        return bool(getattr(self.inner, "draws_figures", False))
 
     def _timed(self, call: Callable[..., Any], *args: Any) -> Any:
         start = time.perf_counter()
@@ -192,6 +205,44 @@ def import_seconds() -> float:
     return median(times["mlflow"]) - median(times["bare"])
 
 
+@contextlib.contextmanager
+def coordinator_side(uri: str) -> Iterator[Connection]:
+    """A spawned process writing a PipeTracker's messages to ``uri`` as the coordinator does;
+    yields the worker's end of the pipe. Stopped (its figures drained) on exit."""
+    import multiprocessing
+
+    from benchmarks._coordinator_side import serve
+
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=serve, args=(theirs, uri), daemon=True)
+    process.start()
+    theirs.close()
+    try:
+        yield ours
+    finally:
+        ours.send(None)
+        process.join(timeout=120)
+        if process.is_alive():
+            process.kill()
+        ours.close()
+
+
+def last_run(uri: str) -> str:
+    """The id of the newest run in ``uri``'s store with the default plots (the coordinator
+    side, not this process, knows the ids)."""
+    from mlflow import MlflowClient
+
+    from rnnlab._names import FLOW_PNG
+
+    client = MlflowClient(tracking_uri=uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    for run in client.search_runs(ids, order_by=["attributes.start_time DESC"], max_results=20):
+        if FLOW_PNG in {a.path for a in client.list_artifacts(run.info.run_id)}:
+            return str(run.info.run_id)
+    raise RuntimeError(f"no run with {FLOW_PNG} in {uri}")
+
+
 def record_of(uri: str, run_id: str) -> dict[str, Any]:
     """How the trial was recorded: metric keys, metric points and artifact files."""
     from mlflow import MlflowClient
@@ -212,14 +263,16 @@ def breakdown(store: str, tracked: list[dict[str, Any]]) -> str:
     files = median([r["artifact_files_s"] for r in tracked])
     wall = median([r["wall_s"] for r in tracked])
     return (
-        f"{store}, per trial of {wall:.2f} s: " + ", ".join(parts) + f"; writing the artifact "
-        f"files (npz, PNGs) {files:.3f} s."
+        f"{store}, per trial of {wall:.2f} s, on the slot: " + ", ".join(parts) + f"; writing the"
+        f" artifact files (npz, model.pt, summary; not the PNGs) {files:.3f} s."
     )
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """Untracked, sqlite and server trials, interleaved, after one warm-up trial per store."""
-    from rnnlab.run import MlflowTracker, NullTracker
+    """Untracked, sqlite and server trials, interleaved, after one warm-up trial per store;
+    then the single run."""
+    from rnnlab.run import NullTracker
+    from rnnlab.sweep._child import PipeTracker
 
     share, started = CpuShare(), time.perf_counter()
     if quick:
@@ -244,13 +297,15 @@ def run(quick: bool = False) -> dict[str, Any]:
     quiet = _runs.resolve({**data, "train": {**data["train"], "plots": False}})
     seq_len = data["dataset"]["seq_len"]
 
+    sides: dict[str, Connection] = {}  # tracking URI -> the pipe to its coordinator side
+
     def trial(uri: str | None, plots: bool = True) -> dict[str, Any]:
         from rnnlab.run import train
 
         files: list[float] = []
         tracker: Any = NullTracker(keep_artifacts=False)
         if uri is not None:
-            tracker = TimedTracker(MlflowTracker(tracking_uri=uri))
+            tracker = TimedTracker(PipeTracker(sides[uri]))
         start = time.perf_counter()
         with timed_artifact_files(files):
             outcome = train(run_ if plots else quiet, tracker)
@@ -264,13 +319,16 @@ def run(quick: bool = False) -> dict[str, Any]:
             "artifact_files_s": sum(files),
             "start_s": tracker.first_start_s if uri is not None else None,
             "by_method_s": tracker.by_method if uri is not None else {},
-            "run_id": outcome.run_id,
         }
 
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
         folder = Path(tmp)
         sqlite = f"sqlite:///{folder / 'mlflow.db'}"
-        with mlflow_server(folder) as (server, server_up_s):
+        with (
+            mlflow_server(folder) as (server, server_up_s),
+            coordinator_side(sqlite) as sides[sqlite],
+            coordinator_side(server) as sides[server],
+        ):
             cold = {"sqlite": trial(sqlite), "server": trial(server)}  # new stores: migrations
             runs = interleave(
                 {
@@ -281,7 +339,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                 },
                 reps,
             )
-            recorded = record_of(sqlite, runs["sqlite"][-1]["run_id"])
+        recorded = record_of(sqlite, last_run(sqlite))  # the sides drained: every run ended
+        (folder / "single").mkdir()
+        single = run_tracking.measure(folder / "single", quick)
     mlflow_import_s = import_seconds()
     rows: list[Row] = []
     for store in ("sqlite", "server", "sqlite, train.plots false"):
@@ -289,7 +349,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         calls = [100 * (r["mlflow_calls_s"] + r["artifact_files_s"]) / r["wall_s"] for r in tracked]
         rows.append(
             Row(
-                case=f"{store}: time in MLflow calls + artifact files, share of the trial",
+                case=f"sweep, {store}: the slot's tracker calls + artifact files, share",
                 value=median(calls),
                 unit="%",
                 target=f"<= {TARGET_PERCENT:g}%",
@@ -305,7 +365,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         extra = [100 * (a["wall_s"] / b["wall_s"] - 1) for a, b in zip(tracked, bare, strict=True)]
         rows.append(
             Row(
-                case=f"{store}: tracked trial's wall time over the untracked one",
+                case=f"sweep, {store}: tracked trial's wall time over the untracked one",
                 value=median([r["wall_s"] for r in tracked]),
                 unit="s",
                 baseline=median([r["wall_s"] for r in bare]),
@@ -315,6 +375,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 ok=median(extra) <= TARGET_PERCENT,
             )
         )
+    rows += run_tracking.rows(single)
     as_artifact = "gradient_flow.npz" in recorded["artifacts"]
     curve_keys_ok = as_artifact and recorded["metric_keys"] < seq_len
     rows.append(
@@ -332,16 +393,23 @@ def run(quick: bool = False) -> dict[str, Any]:
     ]
     notes += [
         f"One-offs, not in the shares: `import mlflow` {mlflow_import_s:.2f} s; the first trial on "
-        f"a new sqlite store spent {cold['sqlite']['start_s']:.2f} s in `start()` (creating the "
-        f"database), on the new server {cold['server']['start_s']:.2f} s; the server answered "
-        f"{server_up_s:.1f} s after launch.",
+        f"a new sqlite store took {cold['sqlite']['wall_s']:.2f} s on the slot (the coordinator "
+        f"side creating the database meanwhile), on the new server "
+        f"{cold['server']['wall_s']:.2f} s; the server answered "
+        f"{server_up_s:.1f} s after launch; the single run's warm-up (creating its store) "
+        f"{single['warm_up_s']:.1f} s.",
+        f"Other processes used {100 * (share.others() or 0.0):.0f}% of the machine's CPU while "
+        "this ran (other engineers' tests on the same 2 cores): the absolute seconds are "
+        "inflated and noisy; the ratios are of turns taken back to back.",
     ]
     method = (
         f"The flagship's base trial (rnn, hidden {data['cell']['hidden_size']}, adding T={seq_len}"
         f", {data['train']['steps']} steps, probe/eval every {data['train']['probe_every']}, log "
         f"every {data['train']['log_every']}), 1 torch thread; untracked, sqlite and server trials"
-        f" taking turns, {reps} each after a warm-up trial per store; medians. The default draws"
-        f" two PNGs per run; `train.plots: false` keeps only gradient_flow.npz."
+        f" taking turns, {reps} each after a warm-up trial per store; medians. The slot's "
+        f"tracker is the sweep worker's PipeTracker; a spawned process writes its messages as the"
+        f" coordinator does (its PNGs drawn by a Drawer process). The default draws the PNGs; "
+        f"`train.plots: false` keeps only the npz files." + run_tracking.method(single)
     )
     return result(
         NAME,
@@ -352,5 +420,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         share=share,
         started=started,
         notes=notes,
-        details={"runs": runs, "cold": cold, "mlflow_import_s": mlflow_import_s},
+        details={
+            "runs": runs,
+            "cold": cold,
+            "mlflow_import_s": mlflow_import_s,
+            "single": single,
+        },
     )

@@ -184,7 +184,7 @@ class Sweep:
         finally:
             for worker in self.workers.values():
                 worker.stop()
-            self.figures.drain()  # log the last folders and end their runs
+            self.figures.drain(5.0 if self.interrupted else None)  # log the last folders
             shutil.rmtree(fault_dir, ignore_errors=True)
         self.display(self.state)
         return self._close_parent()
@@ -259,8 +259,8 @@ class Sweep:
             case Report(step, scores):
                 active.step = max(active.step, step)
                 worker.conn.send(self.study.report(active.task, step, scores))
-            case Finished(status):
-                self.figures.finish(active.tracker, status)  # once its figures are logged
+            case Finished(status):  # the PNGs follow into the ended run (sweep/_figurework.py)
+                active.tracker.finish(status)
             case Result(outcome, metrics, text):
                 self._conclude(worker, active, outcome, metrics, text)
 
@@ -271,13 +271,6 @@ class Sweep:
         if not active.run_started:  # set-up failed before train() started a run
             self._start_bare_run(active, worker.slot)
             trialruns.fail_run(active.tracker, message)
-        worker.active = None  # the slot takes its next trial now
-        del self.state.active[worker.slot.index]
-        # Optuna hears of it once the run has ended in MLflow (after its figures): a coordinator
-        # killed in between leaves the trial to run again, never a told trial with a RUNNING run
-        self.figures.then(active.tracker, lambda: self._tell(active, outcome, metrics, message))
-
-    def _tell(self, active: Active, outcome: str, metrics: dict[str, float], message: str) -> None:
         if not self.study.tell(active.task, outcome, metrics, message):
             # another coordinator failed this trial (no heartbeat from us within the grace
             # period: a long stall or a lost connection) and runs it again: this result is void
@@ -287,6 +280,8 @@ class Sweep:
             if value is not None:
                 self._best(value, active.label)
             self.state.counts[outcome] += 1
+        worker.active = None
+        del self.state.active[worker.slot.index]
 
     def _crashed(self, worker: Worker) -> None:
         active = worker.active

@@ -2,25 +2,26 @@
 
 A worker (rnnlab.sweep._child.PipeTracker) does not draw its trial's PNGs: it hands the
 coordinator a copy of the artifact folder with a figure order in it (rnnlab.run._drawing) and
-goes on to its next message without waiting. The coordinator gives the folder to one
-:class:`rnnlab.run.Drawer` process and keeps serving its workers (a pruning report waits for its
-answer); when the PNGs are there it logs the folder and only then ends the trial's run, so a
-FINISHED run has its figures, and only then tells Optuna (:meth:`PendingFigures.then`), so a
-coordinator killed in between leaves a trial that runs again, not a told one with a RUNNING run.
-The slot itself takes its next trial at once: the gap between its trials does not grow. The
-PNGs were 4.6% of a sweep trial on the slot (docs/performance.md, before issue 22), more than
-the 2% goal for all of tracking.
+goes on without waiting. The coordinator gives the folder to one :class:`rnnlab.run.Drawer`
+process and keeps serving its workers (a pruning report waits for its answer); when the PNGs are
+there it logs the folder. The PNGs were 4.6% of a sweep trial on the slot (docs/performance.md,
+before issue 22), more than the 2% goal for all of tracking.
 
-A drawer that dies, or a sweep that stops, still logs every folder (without the figures not
-drawn) and ends every run it held back.
+The trial's run is ended, and Optuna told, when the worker says so, as before: the PNGs follow
+into the ended run a moment later (MLflow takes artifacts of a terminated run). Holding the end
+back until they were drawn was tried: Optuna then heard of a trial seconds later, which starved
+the median pruner of completed trials (tests/test_sweep.py's pruner test) and let a coordinator
+killed in between leave a told trial with a RUNNING run. A coordinator killed before the Drawer
+answers leaves a FINISHED run without its PNGs; its ``gradient_flow.npz`` holds the same curves
+(``rnnlab report`` draws from it). A drawer that dies, or a sweep that stops, still logs every
+folder (without the figures not drawn).
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,6 @@ DRAIN_TIMEOUT_S = 60.0  # at the end of a sweep: the last folders' figures
 @dataclass
 class _Folder:
     tracker: MlflowTracker
-    status: str | None = None  # Finished came while the figures were drawn
-    then: list[Callable[[], None]] = field(default_factory=list)  # after the run has ended
 
 
 class PendingFigures:
@@ -59,22 +58,6 @@ class PendingFigures:
             self.problems.append(f"the figure process failed: {exc}")
             self._done(folder)
 
-    def finish(self, tracker: MlflowTracker, status: str) -> None:
-        """End ``tracker``'s run now, or once its folder is logged."""
-        for entry in self.pending.values():
-            if entry.tracker is tracker:
-                entry.status = status
-                return
-        tracker.finish(status)
-
-    def then(self, tracker: MlflowTracker, call: Callable[[], None]) -> None:
-        """Call ``call`` once ``tracker``'s run has ended (now, if nothing of it is pending)."""
-        for entry in self.pending.values():
-            if entry.tracker is tracker:
-                entry.then.append(call)
-                return
-        call()
-
     def fileno(self) -> int | None:
         """What the coordinator's wait() should watch (None when nothing is pending)."""
         return self.drawer.fileno() if self.pending else None
@@ -92,12 +75,13 @@ class PendingFigures:
             for folder in list(self.pending):
                 self._done(folder)
 
-    def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
+    def drain(self, timeout: float | None = None) -> None:
         """Wait for every pending folder (the sweep is over or stopping), then stop the
-        drawer; what is not drawn in ``timeout`` is logged without its figures."""
+        drawer; what is not drawn in ``timeout`` (default :data:`DRAIN_TIMEOUT_S`) is logged
+        without its figures."""
         from multiprocessing.connection import wait
 
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (DRAIN_TIMEOUT_S if timeout is None else timeout)
         while self.pending and time.monotonic() < deadline:
             fd = self.fileno()
             if fd is None:
@@ -110,13 +94,7 @@ class PendingFigures:
 
     def _done(self, folder: Path) -> None:
         entry = self.pending.pop(folder)
-        try:
-            self._log(entry.tracker, folder)
-        finally:  # the run ends, and Optuna is told, even if the folder could not be logged
-            if entry.status is not None:
-                entry.tracker.finish(entry.status)
-            for call in entry.then:
-                call()
+        self._log(entry.tracker, folder)
 
     @staticmethod
     def _log(tracker: MlflowTracker, folder: Path) -> None:
