@@ -4,8 +4,9 @@ Recording a run in MLflow cost ~4 s of a 5.5 s run (issue 22: ``import mlflow`` 
 opening the sqlite store ~1.2 s, then the writes and the PNGs), nearly all of it Python work.
 A thread would not take it off the path: it holds the GIL while the training loop needs it. So
 :class:`BackgroundTracker`, built first thing in ``rnnlab run`` (before the config, the data and
-the model), starts a helper process (``sys.executable``) that imports MLflow, opens the store and
-imports matplotlib while the main process builds the run and trains on its own core. The main
+the model), starts a helper process (``sys.executable``) that imports MLflow, opens the store (one
+that exists: a new store is created when the run starts, so a bad config leaves no ``mlflow.db``)
+and imports matplotlib while the main process builds the run and trains on its own core. The main
 process only queues messages (a sender thread does the pipe writes, so a helper still busy
 importing never blocks a training step); it waits for the helper once, in :meth:`finish`, for
 what is left to write: the artifacts, their PNGs (drawn by the helper from
@@ -234,7 +235,8 @@ class _Helper:
 
         quiet_logs()
         self.tracker = MlflowTracker(tracking_uri=uri)
-        self.tracker.client.search_experiments(max_results=1)  # opens (or creates) the store
+        if _exists(self.tracker.tracking_uri):  # never create a store before a run starts
+            self.tracker.client.search_experiments(max_results=1)  # open it while training
 
     def handle(self, message: tuple[Any, ...]) -> None:
         kind, *args = message
@@ -295,6 +297,15 @@ class _Helper:
             return
         with contextlib.suppress(Exception):  # the buffered writes failed: end it anyway
             tracker.client.set_terminated(tracker.run_id, status="KILLED")
+
+
+def _exists(uri: str) -> bool:
+    """Whether opening ``uri`` now creates nothing: a server, or a sqlite file already there (a
+    config that fails must leave no ``mlflow.db`` behind, tests/test_cli.py)."""
+    if uri.startswith(("http://", "https://")):
+        return True
+    prefix = "sqlite:///"
+    return uri.startswith(prefix) and Path(uri[len(prefix) :]).exists()
 
 
 _WHAT = {
