@@ -39,8 +39,8 @@ from benchmarks.probing import probed_and_unprobed
 
 NAME = "linear"
 TITLE = "Linear recurrences: scan vs step loop, the probed step at T=4096, memory against T"
-CELLS = ("lru", "mingru")
-SIZES = {"hidden": 32, "batch": 16}
+CELLS: tuple[str, ...] = ("lru", "mingru")
+SIZES: dict[str, Any] = {"hidden": 32, "batch": 16}
 SPEEDUP = 1.0  # the scan must beat the loop (a target on loop / scan)
 PROBED_TARGET = 1.5  # a probed step through the scan, over an unprobed one (benchmark 3's bound)
 LINEAR = 2.1  # peak(T) / peak(T / 2): linear growth is at most 2 (a constant part makes it less)
@@ -89,7 +89,8 @@ def probed_child(args: dict[str, Any]) -> dict[str, Any]:
     data = _config(args["cell"], args["seq_len"], probe_every=2, steps=args["steps"])
     cls = _runs.registry().get("cell", args["cell"])
     if args["loop"]:
-        cls.probes_fused = property(lambda self: False)  # the generic probe, for comparison
+        # the generic probe, for comparison
+        cls.probes_fused = property(lambda self: False)  # type: ignore[attr-defined]
     probed, unprobed = probed_and_unprobed(data)
     return {"probed": probed, "unprobed": unprobed}
 
@@ -175,7 +176,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     baseline=unprobed * 1000,
                     baseline_label="unprobed step (scan), same run",
                     ratio=probed / unprobed,
-                    target=f"<= {PROBED_TARGET:g}x" if mode == "scan" else None,
+                    target=f"<= {PROBED_TARGET:g}x" if mode == "scan" else "",
                     ok=probed / unprobed <= PROBED_TARGET if mode == "scan" else None,
                 )
             )
@@ -198,7 +199,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     baseline=peaks.get(half),
                     baseline_label=f"the same at T={half}" if half in peaks else "",
                     ratio=ratio,
-                    target=f"<= {LINEAR:g}x" if ratio is not None else None,
+                    target=f"<= {LINEAR:g}x" if ratio is not None else "",
                     ok=ratio <= LINEAR if ratio is not None else None,
                     extra={"mb_per_1000_steps": 1000 * peaks[seq_len] / seq_len},
                 )

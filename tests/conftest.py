@@ -79,6 +79,7 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
 
 FAULTY = '''
 import os
+import signal
 import time
 from typing import Literal
 
@@ -91,7 +92,7 @@ class Faulty(Cell):
     """A tanh cell that misbehaves on request, after a number of steps."""
 
     class Params(rnnlab.Params):
-        fault: Literal["none", "raise", "abort", "nan", "slow"] = "none"
+        fault: Literal["none", "raise", "abort", "nan", "slow", "kill", "kill_once"] = "none"
         after: int = 30
 
     def __init__(self, input_size, hidden_size, params=None):
@@ -107,6 +108,11 @@ class Faulty(Cell):
                 raise RuntimeError("the faulty cell raised")
             if fault == "abort":
                 os.abort()
+            if fault == "kill_once" and not os.path.exists("killed-once"):
+                open("killed-once", "w").close()  # in the sweep's folder, the workers' cwd
+                fault = "kill"
+            if fault == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)  # a lost process, as the OOM killer does
             if fault == "nan":
                 return state[0] * float("nan"), (state[0] * float("nan"),)
         if fault == "slow":

@@ -243,6 +243,7 @@ except optuna.exceptions.DuplicatedStudyError:
 """
 
 
+@pytest.mark.slow  # ~45 s on 2 cores: in the slow CI step and nox -s science
 def test_founders_released_in_the_same_instant_take_turns(servers) -> None:
     """Issue 18: 5 rounds of three processes opening one fresh database at the same instant.
     Without the founders' lock and the re-read, 8 of 8 rounds had a process die of PostgreSQL's
@@ -265,6 +266,7 @@ def test_founders_released_in_the_same_instant_take_turns(servers) -> None:
         assert sum(o.count("founder") for o in outputs) == 1, outputs
 
 
+@pytest.mark.slow  # ~45 s on 2 cores: in the slow CI step and nox -s science
 def test_machines_started_in_the_same_instant_on_an_empty_database(
     servers, sweep_env, tmp_path: Path
 ) -> None:

@@ -79,9 +79,12 @@ def test_scan_probe_equals_the_loop_probe_at_T_200(
         loop = _curves(model, x, y)
     for kind, mine, ref in zip(("total", "target"), scan, loop, strict=False):
         for layer, (a, b) in enumerate(zip(mine, ref, strict=True)):  # every point, relative
-            # below float32's normal range (the target curve of a far step reaches 1e-41) a
-            # number has fewer significant bits: those points agree to 1e-5 of the smallest normal
-            tiny = 1e-5 * float(torch.finfo(dtype).tiny)
+            # near and below float32's normal range (the target curve of a far step reaches
+            # 1e-41) the scan's and the loop's different orders of operations pass through
+            # subnormal intermediates, which keep fewer significant bits: minLSTM's points at
+            # 5e-39..7e-38 differed by up to 9% (seen once, float32). Those points agree to
+            # 1e3 x the smallest normal (1.2e-35 in float32), every point above to 1e-5 relative
+            tiny = 1e3 * float(torch.finfo(dtype).tiny)
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=tiny, err_msg=f"{kind} layer {layer}")
     for index, (a, b) in enumerate(zip(scan[2], loop[2], strict=True)):  # the update is the same
         scale = 1e-5 * float(np.abs(b).max())  # entries near 0 differ by float rounding

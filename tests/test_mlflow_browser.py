@@ -181,6 +181,7 @@ def show_flow_png(browser: Browser, run_url: str) -> list[list[int]]:
         time.sleep(2)
 
 
+@pytest.mark.slow  # ~45 s on 2 cores: in the slow CI step and nox -s science
 def test_the_deep_link_shows_the_sweep_and_the_run_page_its_gradient_flow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -97,7 +97,10 @@ def test_report_of_a_finished_sweep(sweep_env, tmp_path: Path) -> None:
             target.setdefault(key, []).append(run.data.metrics["grad/target/log10_ratio"])
             lyapunov.setdefault(key, []).append(run.data.metrics["dyn/lyapunov_max"])
             assert "test/loss" in run.data.metrics and run.data.tags["rnnlab.selection"] == "final"
-    table = {(r[0], r[1]): r for r in page.rows if len(r) > 5}
+    # each row: its number (the findings link to it), the table's cells, its MLflow runs
+    numbered = [r for r in page.rows if len(r) > 5]
+    assert [r[0] for r in numbered] == [str(i + 1) for i in range(len(numbered))]
+    table = {(r[1], r[2]): r[1:-1] for r in numbered}
     assert len(table) == 6
     for (cell, remedies), values in final.items():
         row = table[(cell, "none" if remedies == "none" else remedies)]
@@ -149,4 +152,4 @@ def test_report_shows_importances_when_a_sampler_varied_ranges(sweep_env, tmp_pa
     page = Page()
     page.feed((out / "report.html").read_text())
     assert len(page.sources) == len(list(out.glob("*.png"))) == 7  # with the 2 of issue 19
-    assert {r[0] for r in page.rows if len(r) > 5} <= {"rnn", "gru"}  # ranges are not columns
+    assert {r[1] for r in page.rows if len(r) > 5} <= {"rnn", "gru"}  # ranges are not columns

@@ -310,7 +310,9 @@ def test_the_report_renders_in_chromium_without_console_errors(sweep_env, tmp_pa
     tags = Tags()
     tags.feed(seen.dom)
     pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == 4 and tags.count.get("img") == len(pngs)
+    # the heatmap, flow, ratio and learning curves, and the dynamics' spectra and scatter
+    assert {p.name for p in pngs} >= {"lyapunov_spectra.png", "lyapunov_scatter.png"}
+    assert len(pngs) == 6 and tags.count.get("img") == len(pngs)
     assert tags.count.get("figure") == len(pngs)
     assert {"cell.name", "remedies"} <= set(tags.headers)  # the outcome table's header
     assert tags.count.get("tr", 0) >= 5  # its header and the 4 combinations

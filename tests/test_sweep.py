@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from rnnlab._names import KEY, OUTCOME
+from rnnlab._names import KEY, KILLED_BY, OUTCOME
 from rnnlab.cli import cli
 from rnnlab.errors import ConfigError
 from rnnlab.run import ORDER_FILE
@@ -123,6 +123,31 @@ def test_faults_are_recorded_and_the_sweep_goes_on(sweep_env, tmp_path) -> None:
         text = folder.read_text()
         assert "the faulty cell raised" in text or "SIGABRT" in text
     assert by_outcome["diverged"].info.status == "FINISHED"
+
+
+def test_a_killed_workers_trial_runs_again_until_its_retries_are_spent(sweep_env, tmp_path):
+    """SIGKILL of a worker mid-trial (the OOM killer, a lost process) is not the trial's fault:
+    the attempt's run ends stopped/KILLED and the trial runs again, sweep.kill_retries times."""
+    path = write(
+        tmp_path,
+        "workers: 1\nkill_retries: 1\nspace:\n  cell.fault: [kill_once, kill]\n  cell.after: [2]\n",
+    )
+    result = CliRunner().invoke(cli, ["sweep", str(path)])
+    assert result.exit_code == 0, result.output
+    done = {t.params["cell.fault"]: t for t in assert_exactly_once(tmp_path, "sw", 2)}
+    assert done["kill_once"].user_attrs[OUTCOME] == "completed"  # the second attempt
+    assert done["kill"].user_attrs[OUTCOME] == "failed"  # killed again: the retry is spent
+    assert "SIGKILL" in done["kill"].user_attrs["rnnlab.message"]
+    attempts = Counter(
+        t.params["cell.fault"] for t in trials(tmp_path, "sw") if KILLED_BY in t.user_attrs
+    )
+    assert attempts == {"kill_once": 1, "kill": 1}
+    runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
+    stopped = [r for r in runs if r.data.tags[OUTCOME] == "stopped"]
+    assert len(runs) == 4 and len(stopped) == 2
+    assert {r.info.status for r in stopped} == {"KILLED"}
+    assert all("runs again (attempt 1 of 1" in r.data.tags["rnnlab.reason"] for r in stopped)
+    assert "RUNNING" not in {r.info.status for r in runs}
 
 
 def test_incompatible_points_are_recorded_without_training(sweep_env, tmp_path) -> None:

@@ -111,7 +111,7 @@ def flossing(sweeps: list[Sweep], figure: str) -> Result:
         )
     for task in tasks:
         plain = mean(t.loss for t in arms.get((task, False), []))
-        with_floss = mean(t.loss for t in arms.get((task, True), []))
+        floss_loss = mean(t.loss for t in arms.get((task, True), []))
         checks.append(
             Check(
                 f"{task}: the mean final val loss over the seeds is lower with preflossing than "
@@ -119,9 +119,9 @@ def flossing(sweeps: list[Sweep], figure: str) -> Result:
                 f"flossed arm learned the task (below {LEARNED} x the trivial baseline; added "
                 "after the first run, see the profile)",
                 math.isfinite(plain)
-                and math.isfinite(with_floss)
-                and with_floss < plain
-                and with_floss < LEARNED * baseline(task),
+                and math.isfinite(floss_loss)
+                and floss_loss < plain
+                and floss_loss < LEARNED * baseline(task),
             )
         )
     return Result(table(head, rows), checks, _figure(arms, tasks, figure))

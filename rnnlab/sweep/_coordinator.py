@@ -289,8 +289,22 @@ class Sweep:
         report = worker.crash_report()
         if not active.run_started:
             self._start_bare_run(active, worker.slot)
-        trialruns.fail_run(active.tracker, report)
         worker.kill()
+        retries = self.plan.section.kill_retries
+        if worker.killed_from_outside() and self.study.kills(active.task) < retries:
+            # a lost process (a kill from outside, a lost machine's worker), not the trial's
+            # fault: this attempt's run ends stopped and the key runs again; an OOM kill comes
+            # back the same way and is failed once sweep.kill_retries attempts are spent
+            why = report.splitlines()[0]
+            attempt = self.study.kills(active.task) + 1
+            reason = f"{why}; the trial runs again (attempt {attempt} of {retries} after a kill)"
+            active.tracker.set_tags({OUTCOME: STOPPED, TAG_REASON: reason})
+            active.tracker.finish("KILLED")  # what the worker sent so far is written first
+            self.study.requeue_killed(active.task, why)
+            worker.active = None
+            del self.state.active[worker.slot.index]
+            return
+        trialruns.fail_run(active.tracker, report)
         self._conclude(worker, active, FAILED, {}, report)
 
     def _start_bare_run(self, active: Active, slot: Slot | None) -> None:

@@ -84,6 +84,12 @@ class SweepSection(_Strict):
     objective: Objective = Objective()
     pruner: Literal["none", "median", "hyperband"] = "none"
     workers: Annotated[int, Field(gt=0)] | Literal["auto"] = "auto"
+    kill_retries: int = Field(
+        2,
+        ge=0,
+        description="times a trial runs again when its worker process is killed by a signal "
+        "mid-trial (a lost process, not the trial's fault); then it is recorded failed",
+    )
     space: dict[str, list[Any] | Range] = Field(default_factory=dict)
     exclude: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -271,9 +277,11 @@ def plan_from_source(source: Source, registry: Registry) -> SweepPlan:
         if isinstance(values, list) and not values:
             raise source.error(where, "an empty list of values; give at least one")
     # what decides the trials; an empty exclude is left out, so the definitions of sweeps
-    # started before it existed are unchanged and they resume
+    # started before it existed are unchanged and they resume; how many slots and how often a
+    # killed attempt runs again decide how, not what, so they may change between resumes
     shaping = section.model_dump(
-        mode="json", exclude={"workers"} | (set() if section.exclude else {"exclude"})
+        mode="json",
+        exclude={"workers", "kill_retries"} | (set() if section.exclude else {"exclude"}),
     )
     definition = yaml.safe_dump(
         {"name": base.name, "run": base_data, "sweep": shaping}, sort_keys=False

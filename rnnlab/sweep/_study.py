@@ -36,6 +36,7 @@ from rnnlab._names import (
     FAILED,
     INCOMPATIBLE,
     KEY,
+    KILLED_BY,
     LOG10_RATIO,
     LYAPUNOV_ATTR,
     LYAPUNOV_MAX,
@@ -349,6 +350,25 @@ class SweepStudy:
         else:
             self.study.tell(trial, state=STATE_OF.get(outcome, TrialState.FAIL))
         return True
+
+    def kills(self, task: Task) -> int:
+        """How many earlier attempts at ``task``'s key lost their worker to a signal."""
+        key = task.key
+        return sum(
+            1
+            for t in self.study.get_trials(deepcopy=False)
+            if t.user_attrs.get(KEY) == key and KILLED_BY in t.user_attrs
+        )
+
+    def requeue_killed(self, task: Task, why: str) -> None:
+        """A trial whose worker was killed: failed without an outcome, and its key queued
+        again at once (so a sweep whose last trial it was does not end without it)."""
+        self.note(task, KILLED_BY, why[:500])
+        self.stop(task)
+        params = {k: encode(v) for k, v in task.point.values.items()}
+        attrs = {KEY: task.key, CONFIG: task.point.key, SEED: task.seed}
+        self.study.enqueue_trial(params, user_attrs=attrs)
+        self.waiting += 1
 
     def stop(self, task: Task) -> None:
         """A trial interrupted by the user: failed without an outcome, so it runs again."""

@@ -140,6 +140,12 @@ class Worker:
             fault = ""
         return f"{why} during the trial\n\n{fault}".strip()
 
+    def killed_from_outside(self) -> bool:
+        """Whether the process was killed (SIGKILL, SIGTERM, SIGHUP: the OOM killer, a person,
+        a lost session) rather than crashing by itself (SIGSEGV, SIGABRT) or exiting."""
+        code = self.process.exitcode
+        return code is not None and -code in (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP)
+
     def stop(self) -> None:
         with contextlib.suppress(OSError, EOFError):
             self.conn.send(Stop())
