@@ -164,7 +164,36 @@ class LRUCell(rnnlab.Cell):
         return self.B
 
 
-class MinGRUCell(rnnlab.Cell):
+class _GatedScan(rnnlab.Cell):
+    """minGRU's and minLSTM's shared paths: the step loop through ``step``, the training step
+    and the probed step through ``_scan`` (h_t = a_t * h_{t-1} + b_t, the probe entering b_t)."""
+
+    def forward(self, x_t: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
+        return self.step(self.project_inputs(x_t), state, 0)
+
+    @property
+    def has_fused(self) -> bool:
+        return True
+
+    @property
+    def probes_fused(self) -> bool:
+        return True
+
+    def forward_fused(self, x: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
+        return self._scan(x, state, None)
+
+    def forward_fused_probed(
+        self, x: Tensor, state: rnnlab.State, probe: Tensor
+    ) -> tuple[Tensor, rnnlab.State]:
+        return self._scan(x, state, probe)
+
+    def _scan(
+        self, x: Tensor, state: rnnlab.State, probe: Tensor | None
+    ) -> tuple[Tensor, rnnlab.State]:
+        raise NotImplementedError
+
+
+class MinGRUCell(_GatedScan):
     """h_t = (1 - z_t) * h_{t-1} + z_t * g(W_h x_t + b_h), z_t = sigmoid(W_z x_t + b_z).
 
     minGRU (Feng et al. 2024, "Were RNNs All We Needed?", section 3.1): a GRU whose gate and
@@ -215,25 +244,6 @@ class MinGRUCell(rnnlab.Cell):
         h = h + z * (g(candidate) - h)  # (1 - z) h_{t-1} + z g(...)
         return h, (h,)
 
-    def forward(self, x_t: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
-        return self.step(self.project_inputs(x_t), state, 0)
-
-    @property
-    def has_fused(self) -> bool:
-        return True
-
-    @property
-    def probes_fused(self) -> bool:
-        return True
-
-    def forward_fused(self, x: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
-        return self._scan(x, state, None)
-
-    def forward_fused_probed(
-        self, x: Tensor, state: rnnlab.State, probe: Tensor
-    ) -> tuple[Tensor, rnnlab.State]:
-        return self._scan(x, state, probe)
-
     def _scan(
         self, x: Tensor, state: rnnlab.State, probe: Tensor | None
     ) -> tuple[Tensor, rnnlab.State]:
@@ -247,7 +257,7 @@ class MinGRUCell(rnnlab.Cell):
         return self.input.weight
 
 
-class MinLSTMCell(rnnlab.Cell):
+class MinLSTMCell(_GatedScan):
     """h_t = f'_t * h_{t-1} + i'_t * g(W_h x_t + b_h), f'_t = f_t / (f_t + i_t), i'_t = i_t /
     (f_t + i_t), f_t = sigmoid(W_f x_t + b_f), i_t = sigmoid(W_i x_t + b_i).
 
@@ -302,31 +312,12 @@ class MinLSTMCell(rnnlab.Cell):
         h = f * state[0] + i * g(candidate)
         return h, (h,)
 
-    def forward(self, x_t: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
-        return self.step(self.project_inputs(x_t), state, 0)
-
-    @property
-    def has_fused(self) -> bool:
-        return True
-
     def gates(self, forget: Tensor, write: Tensor) -> tuple[Tensor, Tensor]:
         """(f', i') from the forget and input pre-activations (f and i unless normalised)."""
         if self.params.normalize:
             d = F.softplus(-forget) - F.softplus(-write)  # log(i / f)
             return torch.sigmoid(-d), torch.sigmoid(d)
         return torch.sigmoid(forget), torch.sigmoid(write)
-
-    @property
-    def probes_fused(self) -> bool:
-        return True
-
-    def forward_fused(self, x: Tensor, state: rnnlab.State) -> tuple[Tensor, rnnlab.State]:
-        return self._scan(x, state, None)
-
-    def forward_fused_probed(
-        self, x: Tensor, state: rnnlab.State, probe: Tensor
-    ) -> tuple[Tensor, rnnlab.State]:
-        return self._scan(x, state, probe)
 
     def _scan(
         self, x: Tensor, state: rnnlab.State, probe: Tensor | None
