@@ -120,3 +120,31 @@ def test_check_journal_raises_storage_error_for_a_bad_middle_line(tmp_path: Path
     journal.write_bytes(record + b"{oops\n" + record)
     with pytest.raises(StorageError, match=r"j\.journal: line 2 of 3"):
         check_journal(str(journal))
+
+
+def test_a_journal_that_cannot_be_written_is_a_message(sweep_env, tmp_path: Path) -> None:
+    """A journal whose folder is a regular file: at the start (the real CLI: exit 1, no
+    traceback), and in the middle of a sweep (a real journal backend whose folder is replaced
+    after it was opened: what the coordinator turns into the same message)."""
+    from rnnlab.sweep._journal import journal_error, open_journal
+
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "sw.yaml").write_text(SWEEP)
+    journal = tmp_path / "afile" / "sw.journal"
+    result = CliRunner().invoke(cli, ["sweep", "sw.yaml", "--storage", str(journal)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert f"could not write the Optuna journal {journal}" in result.output, result.output
+    assert "Not a directory" in result.output and "run the same command again" in result.output
+
+    folder = tmp_path / "j"
+    folder.mkdir()
+    storage = open_journal(str(folder / "sw.journal"))
+    folder.rename(tmp_path / "j-saved")
+    folder.write_text("a full disk")
+    with pytest.raises(OSError) as raised:
+        storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "sw")
+    error = journal_error(str(folder / "sw.journal"), raised.value)
+    assert error is not None and "Not a directory" in str(error)
+    elsewhere = OSError(28, "No space left on device")  # raised here, not by Optuna's journal
+    assert journal_error("x.journal", elsewhere) is None

@@ -84,3 +84,26 @@ def test_every_call_optunas_cached_storage_makes_is_retried() -> None:
     assert called
     for name in called:
         assert name in vars(RetryingRDBStorage), f"{name} is not retried"
+
+
+def test_a_database_still_unreachable_after_the_retries_stops_with_a_message(
+    sweep_env, tmp_path, monkeypatch
+) -> None:
+    """No traceback: the storage, the driver's words and what to check (real CLI, real sqlite
+    driver on a path through a regular file: 'unable to open database file')."""
+    from click.testing import CliRunner
+    from test_journal import SWEEP
+
+    from rnnlab.cli import cli
+
+    monkeypatch.setenv("RNNLAB_STORAGE_RETRY_S", "0")
+    (tmp_path / "afile").write_text("not a folder")
+    url = f"sqlite:///{tmp_path / 'afile' / 'optuna.db'}"
+    (tmp_path / "sw.yaml").write_text(SWEEP)
+    result = CliRunner().invoke(cli, ["sweep", "sw.yaml", "--storage", url])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert f"the Optuna storage {url} could not be reached" in result.output, result.output
+    assert "unable to open database file" in result.output
+    assert "RNNLAB_STORAGE_RETRY_S" in result.output
+    assert "run the same command again" in result.output

@@ -43,8 +43,9 @@ class PipeTracker:
 
     draws_figures = True  # the coordinator has them drawn off the slot (sweep/_figurework.py)
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, scratch: str | None = None) -> None:
         self.conn = conn
+        self.scratch = scratch  # the coordinator's scratch folder (rnnlab.sweep._owners)
         self.run_id: str | None = None
         self.keeps_artifacts = True
         self._buffer: list[tuple[dict[str, float], int]] = []
@@ -71,9 +72,13 @@ class PipeTracker:
         self.conn.send(Tags(tags))
 
     def log_artifacts(self, folder: Path) -> None:
-        """Hand the coordinator a copy (``folder`` is deleted on return); no waiting for it."""
+        """Hand the coordinator a copy (``folder`` is deleted on return); no waiting for it.
+
+        The copy is made in the coordinator's scratch folder, which the coordinator removes on
+        exit and a later start removes if the coordinator was killed: nothing is left in the
+        temporary folder for good (issue 18)."""
         self.flush()
-        copy = tempfile.mkdtemp(prefix="rnnlab-artifacts-")
+        copy = tempfile.mkdtemp(prefix="artifacts-", dir=self.scratch)
         shutil.copytree(folder, copy, dirs_exist_ok=True)
         self.conn.send(Artifacts(copy))
 
@@ -104,10 +109,14 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def worker_main(
-    conn: Connection, env: dict[str, str], threads: int, fault: str, parent: int
+    conn: Connection, env: dict[str, str], threads: int, fault: str, parent: int, scratch: str
 ) -> None:
-    """Entry point of a worker process (``spawn``: nothing is inherited but these arguments)."""
+    """Entry point of a worker process (``spawn``: nothing is inherited but these arguments).
+
+    ``scratch`` is the coordinator's scratch folder: the worker's temporary files (a trial's
+    artifact folder, the copies it hands over) go there, so a kill leaks nothing for good."""
     os.environ.update(env)  # before torch, so CUDA sees only this slot's GPU
+    tempfile.tempdir = scratch
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     fault_file = open(fault, "w")  # noqa: SIM115 - kept open for faulthandler until exit
     faulthandler.enable(fault_file)
@@ -128,14 +137,16 @@ def worker_main(
             case Stop():
                 return
             case RunTrial(config):
-                conn.send(run_trial(conn, registry, config))
+                conn.send(run_trial(conn, registry, config, scratch))
 
 
-def run_trial(conn: Connection, registry: Any, config: dict[str, Any]) -> Result:
+def run_trial(
+    conn: Connection, registry: Any, config: dict[str, Any], scratch: str | None = None
+) -> Result:
     """Train one trial; every outcome (failed set-up included) comes back as a :class:`Result`."""
     from rnnlab.run import RunResult, Source, resolve, train
 
-    tracker = PipeTracker(conn)
+    tracker = PipeTracker(conn, scratch)
     try:
         run = resolve(Source(None, config), registry)
         result = train(run, tracker, should_stop=tracker.should_stop)

@@ -5,6 +5,11 @@ The coordinator is the single writer: it asks Optuna for trials, hands each to a
 (one child run per trial under the sweep's parent run) and tells Optuna the outcome. Ctrl-C stops
 the workers, marks their trials stopped (MLflow KILLED; Optuna FAIL without an outcome, so a resume
 runs them again) and leaves nothing RUNNING.
+
+An artifact location that cannot be written (a full disk; rnnlab.errors.ArtifactError) while a
+trial's run records its files fails that attempt (MLflow FAILED with the reason, Optuna FAIL
+without an outcome, so the trial runs again) and stops the sweep like Ctrl-C, with the error's
+message: every later trial would fail the same way (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import tempfile
+import sys
 import threading
 import time
 from collections import Counter
@@ -22,11 +27,13 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from rnnlab._names import FAILED, INCOMPATIBLE, OUTCOME, RUN_ID, STOPPED, TAG_REASON
+from rnnlab._names import FAILED, INCOMPATIBLE, MESSAGE, OUTCOME, RUN_ID, STOPPED, TAG_REASON
+from rnnlab.errors import ArtifactError
 from rnnlab.run import MlflowTracker
 from rnnlab.sweep import _parentrun as parentrun
 from rnnlab.sweep import _trialruns as trialruns
 from rnnlab.sweep._figurework import PendingFigures
+from rnnlab.sweep._journal import journal_error
 from rnnlab.sweep._messages import (
     Artifacts,
     Finished,
@@ -38,7 +45,9 @@ from rnnlab.sweep._messages import (
     Tags,
 )
 from rnnlab.sweep._options import SweepOptions
+from rnnlab.sweep._owners import scratch_folder
 from rnnlab.sweep._plan import SweepPlan
+from rnnlab.sweep._storage import unreachable_error
 from rnnlab.sweep._study import SweepStudy, Task
 from rnnlab.sweep._table import outcome_counts
 from rnnlab.sweep._workers import Active, Slot, Worker
@@ -119,8 +128,18 @@ class Sweep:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> SweepResult:
-        with self.study.heartbeats(), self._ctrl_c_between_steps():
-            return self._run()
+        """Run the sweep; a database that stays unreachable through the storage's retries, or
+        a journal file that cannot be written (a full disk), stops it with a StorageError (its
+        running trials run again: after the grace period, or on the next start)."""
+        try:
+            with self.study.heartbeats(), self._ctrl_c_between_steps():
+                return self._run()
+        except Exception as exc:
+            url = self.options.storage
+            error = unreachable_error(url, exc) or journal_error(url, exc)
+            if error is None:
+                raise
+            raise error from exc
 
     @contextlib.contextmanager
     def _ctrl_c_between_steps(self) -> Iterator[None]:
@@ -160,11 +179,12 @@ class Sweep:
         for t in finished:
             if t.value is not None:
                 self._best(t.value, f"trial {t.number}")
-        fault_dir = Path(tempfile.mkdtemp(prefix="rnnlab-faults-"))
+        scratch = scratch_folder()  # the workers' fault files and artifact copies
+        stopping = False
         try:
             while True:
                 self._stop_if_asked()
-                more = self._fill(fault_dir)
+                more = self._fill(scratch)
                 if self.state.active or self.figures.pending:
                     self._serve()
                 elif not more:
@@ -181,15 +201,27 @@ class Sweep:
                 f"sweep {self.study.name!r} stopped: {self.state.done} of {self.state.total} "
                 "trials done. Run the same command again to resume."
             ) from None
+        except ArtifactError as exc:  # the location broke mid-sweep: stop, as Ctrl-C does
+            stopping = True
+            others = len(self.state.active)
+            self._interrupt("FAILED", f"the sweep stopped: {exc}".splitlines()[0][:5000])
+            also = f"; {others} other running trial(s) stopped and run again" if others else ""
+            raise ArtifactError(
+                f"{exc}\nsweep {self.study.name!r} stopped: {self.state.done} of "
+                f"{self.state.total} trials done{also}."
+            ) from None
         finally:
             for worker in self.workers.values():
                 worker.stop()
-            self.figures.drain(5.0 if self.interrupted else None)  # log the last folders
-            shutil.rmtree(fault_dir, ignore_errors=True)
+            quick = self.interrupted or stopping
+            self.figures.drain(5.0 if quick else None)  # log the last folders
+            shutil.rmtree(scratch, ignore_errors=True)
+            for problem in self.figures.problems:
+                sys.stderr.write(f"rnnlab: {problem}\n")
         self.display(self.state)
         return self._close_parent()
 
-    def _fill(self, fault_dir: Path) -> bool:
+    def _fill(self, scratch: Path) -> bool:
         """Give every idle slot a trial; False when there is nothing left to start."""
         more = True
         for slot in self.slots:
@@ -202,13 +234,13 @@ class Sweep:
                 if task.point.run is None:
                     self._record_incompatible(task)
                     continue
-                self._dispatch(slot, task, fault_dir)
+                self._dispatch(slot, task, scratch)
         return more and self.study.remaining() > 0
 
-    def _dispatch(self, slot: Slot, task: Task, fault_dir: Path) -> None:
+    def _dispatch(self, slot: Slot, task: Task, scratch: Path) -> None:
         worker = self.workers.get(slot.index)
         if worker is None or not worker.process.is_alive():
-            worker = self.workers[slot.index] = Worker(slot, fault_dir)
+            worker = self.workers[slot.index] = Worker(slot, scratch)
         assert task.point.run is not None
         config = task.point.run.as_dict()
         config["seed"] = task.seed
@@ -229,12 +261,15 @@ class Sweep:
             if worker.conn not in ready and worker.process.sentinel not in ready:
                 continue
             try:
-                while worker.active is not None and worker.conn.poll():
-                    self._handle(worker, worker.active, worker.conn.recv())
-            except (EOFError, OSError):
-                pass
-            if worker.active is not None and not worker.process.is_alive():
-                self._crashed(worker)
+                try:
+                    while worker.active is not None and worker.conn.poll():
+                        self._handle(worker, worker.active, worker.conn.recv())
+                except (EOFError, OSError):
+                    pass
+                if worker.active is not None and not worker.process.is_alive():
+                    self._crashed(worker)
+            except ArtifactError as exc:  # the trial's run could not record its files
+                raise ArtifactError(f"{exc}\n{self._recording_failed(worker, exc)}") from exc
 
     def _handle(self, worker: Worker, active: Active, message: FromWorker) -> None:
         match message:
@@ -254,8 +289,9 @@ class Sweep:
                     active.step = max(active.step, step)
             case Tags(tags):
                 active.tracker.set_tags(tags)
-            case Artifacts(folder):
-                self.figures.submit(active.tracker, Path(folder))
+            case Artifacts(folder):  # its files logged now, the PNGs follow when drawn
+                label = f"trial {active.task.trial.number} ({active.label})"
+                self.figures.submit(active.tracker, Path(folder), label)
             case Report(step, scores):
                 active.step = max(active.step, step)
                 worker.conn.send(self.study.report(active.task, step, scores))
@@ -307,6 +343,29 @@ class Sweep:
         trialruns.fail_run(active.tracker, report)
         self._conclude(worker, active, FAILED, {}, report)
 
+    def _recording_failed(self, worker: Worker, exc: ArtifactError) -> str:
+        """Fail the attempt whose artifacts could not be written: its run ends FAILED with
+        ``rnnlab.outcome=failed`` and the error as ``rnnlab.reason``; its Optuna trial is failed
+        without an outcome, so the trial runs again once the location is writable (as a dead
+        coordinator's trials do). Returns what became of it, for the sweep's message."""
+        active = worker.active
+        worker.kill()  # what it still sends (the run's end, its result) is not recorded
+        if active is None:
+            return ""
+        reason = f"{exc} This attempt's result was not recorded; the trial runs again."
+        if active.run_started:
+            active.tracker.set_tags({OUTCOME: FAILED, TAG_REASON: reason[:5000]})
+            active.tracker.finish("FAILED")
+        self.study.note(active.task, MESSAGE, reason.splitlines()[0][:500])
+        self.study.stop(active.task)
+        worker.active = None
+        del self.state.active[worker.slot.index]
+        return (
+            f"trial {active.task.trial.number} ({active.label}) ended failed (MLflow run "
+            f"{active.tracker.run_id} FAILED, the reason recorded) and runs again on the next "
+            "`rnnlab sweep`."
+        )
+
     def _start_bare_run(self, active: Active, slot: Slot | None) -> None:
         trialruns.start_bare_run(
             active.tracker,
@@ -337,16 +396,19 @@ class Sweep:
         if best is None or (value > best[0] if maximize else value < best[0]):
             self.state.best = (value, where)
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, status: str = "KILLED", reason: str = "") -> None:
+        """Stop the running trials (MLflow KILLED, ``stopped``; they run again) and end the
+        parent run with ``status`` unless other machines still run the sweep."""
         for index, active in list(self.state.active.items()):
             self.workers[index].kill()
             if active.run_started:
-                trialruns.close_run(self.tracking_uri, active.tracker.run_id, STOPPED, "KILLED")
+                run_id = active.tracker.run_id
+                trialruns.close_run(self.tracking_uri, run_id, STOPPED, "KILLED", reason)
             self.study.stop(active.task)
         self.state.active.clear()
         self.study.stop_claimed()  # a trial asked for but not yet handed to a slot
         if not self.study.unfinished_elsewhere():  # other machines still run the sweep
-            self.parent.finish("KILLED")
+            self.parent.finish(status)
 
     def _check_others(self) -> None:
         """Every few seconds: fail and re-queue the trials of dead coordinators, and take the

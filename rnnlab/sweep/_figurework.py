@@ -15,6 +15,14 @@ killed in between leave a told trial with a RUNNING run. A coordinator killed be
 answers leaves a FINISHED run without its PNGs; its ``gradient_flow.npz`` holds the same curves
 (``rnnlab report`` draws from it). A drawer that dies, or a sweep that stops, still logs every
 folder (without the figures not drawn).
+
+What the run needs is logged at once, before the trial is told (issue 18): :meth:`submit` logs
+the folder's files (arrays, config, summary, model) in the coordinator's loop, as before issue 22
+when the whole folder was logged there, and only the PNGs drawn later follow into the run. So an
+artifact location that cannot be written (a full disk) raises its ArtifactError while the trial
+is still open, and the coordinator fails that attempt (rnnlab.sweep._coordinator); a PNG that
+cannot be written after that loses nothing the arrays do not hold, and is a problem reported at
+the end of the sweep (:attr:`PendingFigures.problems`), not a stop.
 """
 
 from __future__ import annotations
@@ -25,17 +33,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rnnlab.errors import ArtifactError
 from rnnlab.run import ORDER_FILE, Drawer
 
 if TYPE_CHECKING:
     from rnnlab.run import MlflowTracker
 
 DRAIN_TIMEOUT_S = 60.0  # at the end of a sweep: the last folders' figures
+DRAWN = ".drawn"  # inside a drawn folder: its new PNGs, logged into the run's root
 
 
 @dataclass
 class _Folder:
     tracker: MlflowTracker
+    label: str
+    logged: set[str]  # the files logged by submit(): the PNGs are what is new after drawing
 
 
 class PendingFigures:
@@ -46,16 +58,27 @@ class PendingFigures:
         self.pending: dict[Path, _Folder] = {}
         self.problems: list[str] = []
 
-    def submit(self, tracker: MlflowTracker, folder: Path) -> None:
-        """A worker's artifact folder (the coordinator's to delete): drawn first if ordered."""
-        if not (folder / ORDER_FILE).exists():
-            self._log(tracker, folder)
+    def submit(self, tracker: MlflowTracker, folder: Path, label: str = "") -> None:
+        """A worker's artifact folder (the coordinator's to delete): its files are logged now
+        (an :class:`~rnnlab.errors.ArtifactError` propagates, the folder deleted), then its
+        ordered figures are drawn and follow. ``label`` names the trial in :attr:`problems`."""
+        order = folder / ORDER_FILE
+        wanted = order.read_bytes() if order.exists() else None
+        try:
+            order.unlink(missing_ok=True)  # an order is never logged
+            tracker.log_artifacts(folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if wanted is None:
+            shutil.rmtree(folder, ignore_errors=True)
             return
-        self.pending[folder] = _Folder(tracker)
+        order.write_bytes(wanted)
+        self.pending[folder] = _Folder(tracker, label, {p.name for p in folder.iterdir()})
         try:
             self.drawer.submit(folder)
-        except OSError as exc:  # the drawer died: log the folder without its figures
-            self.problems.append(f"the figure process failed: {exc}")
+        except OSError as exc:  # the drawer died: nothing more to log for this folder
+            self.problems.append(f"{label}: the figure process failed ({exc}); figures not drawn")
             self._done(folder)
 
     def fileno(self) -> int | None:
@@ -63,12 +86,13 @@ class PendingFigures:
         return self.drawer.fileno() if self.pending else None
 
     def serve(self) -> None:
-        """Log the folders the drawer has answered for (call when :meth:`fileno` is ready)."""
+        """Log the figures the drawer has answered for (call when :meth:`fileno` is ready)."""
         answers = self.drawer.answers()
         for folder, problem in answers:
+            entry = self.pending.get(folder)
             if problem:
-                self.problems.append(f"{folder.name}: {problem}")
-            if folder in self.pending:
+                self.problems.append(f"{entry.label if entry else folder.name}: {problem}")
+            if entry is not None:
                 self._done(folder)
         if not answers and not self.drawer.alive:  # EOF: the drawer is gone
             self.problems.append("the figure process exited; figures left undrawn")
@@ -77,7 +101,7 @@ class PendingFigures:
 
     def drain(self, timeout: float | None = None) -> None:
         """Wait for every pending folder (the sweep is over or stopping), then stop the
-        drawer; what is not drawn in ``timeout`` (default :data:`DRAIN_TIMEOUT_S`) is logged
+        drawer; what is not drawn in ``timeout`` (default :data:`DRAIN_TIMEOUT_S`) is left
         without its figures."""
         from multiprocessing.connection import wait
 
@@ -93,13 +117,23 @@ class PendingFigures:
         self.drawer.close()
 
     def _done(self, folder: Path) -> None:
+        """Log the folder's new files (its PNGs) into the run and delete the folder; a PNG that
+        cannot be written is a problem (the run has the arrays it was drawn from)."""
         entry = self.pending.pop(folder)
-        self._log(entry.tracker, folder)
-
-    @staticmethod
-    def _log(tracker: MlflowTracker, folder: Path) -> None:
         try:
-            (folder / ORDER_FILE).unlink(missing_ok=True)  # an order never drawn is not logged
-            tracker.log_artifacts(folder)
+            (folder / ORDER_FILE).unlink(missing_ok=True)
+            new = [p for p in folder.iterdir() if p.name not in entry.logged]
+            if new:
+                drawn = folder / DRAWN
+                drawn.mkdir()
+                for path in new:
+                    path.rename(drawn / path.name)
+                entry.tracker.log_artifacts(drawn)
+        except (ArtifactError, OSError) as exc:
+            what = str(exc).split(". ")[0]  # what could not be written where, without the fix
+            self.problems.append(
+                f"{entry.label}: its figures were not recorded ({what}); its run keeps "
+                "gradient_flow.npz, from which `rnnlab report` draws them"
+            )
         finally:
             shutil.rmtree(folder, ignore_errors=True)

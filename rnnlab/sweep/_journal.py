@@ -27,6 +27,7 @@ import re
 import shutil
 import sys
 import time
+import traceback
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
@@ -123,7 +124,32 @@ def check_journal(path: str) -> None:
         lock.release()
 
 
+def journal_error(path: str, exc: BaseException) -> StorageError | None:
+    """The message for an OSError of Optuna's journal code on ``path`` (a full disk, a folder
+    that went away or is not writable), or None for anything else."""
+    if not isinstance(exc, OSError):
+        return None
+    inside = os.path.join("optuna", "storages", "journal")
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not any(inside in frame.filename for frame in frames):
+        return None
+    where = exc.filename or path
+    return StorageError(
+        f"could not write the Optuna journal {path} ({where}): {exc.strerror or exc}. Free "
+        "space there or make the folder writable (or pass --storage another path), then run "
+        "the same command again: a record cut short is repaired then, and the trials that were "
+        "running run again."
+    )
+
+
 def open_journal(path: str) -> optuna.storages.JournalStorage:
-    """Optuna's journal storage on ``path``, after :func:`check_journal`."""
+    """Optuna's journal storage on ``path``, after :func:`check_journal`; a file that cannot
+    be created is a :class:`~rnnlab.errors.StorageError` (:func:`journal_error`)."""
     check_journal(path)
-    return optuna.storages.JournalStorage(JournalFileBackend(path))
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
+    except OSError as exc:
+        error = journal_error(path, exc)
+        if error is None:
+            raise
+        raise error from exc

@@ -91,6 +91,10 @@ def close_parent(
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / TABLE_MD).write_text(table_markdown(plan, table))
         (Path(folder) / TABLE_YAML).write_text(yaml.safe_dump(table, sort_keys=False))
-        parent.log_artifacts(Path(folder))
+        try:
+            parent.log_artifacts(Path(folder))
+        except ArtifactError:  # every trial is recorded; the same command writes the table
+            parent.finish("FAILED")
+            raise
     parent.finish("FINISHED")
     return table, counts

@@ -37,6 +37,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
+from rnnlab.errors import StorageError
 from rnnlab.sweep._optuna import CACHED_STORAGE_CALLS
 
 log = logging.getLogger("rnnlab")
@@ -54,21 +55,21 @@ def _retry_budget() -> float:
     return float(os.environ.get("RNNLAB_STORAGE_RETRY_S", "300"))
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database could not be reached (worth retrying), as opposed to
-    a genuine error (a constraint, a finished trial, a bad query)."""
+def _unreachable(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s chain that means the database could not be reached (worth
+    retrying), or None for a genuine error (a constraint, a finished trial, a bad query)."""
     import sqlalchemy.exc as sa
 
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, sa.DBAPIError) and seen.connection_invalidated:
-            return True
+            return seen
         if isinstance(seen, sa.OperationalError | sa.InterfaceError | sa.DisconnectionError):
-            return True
+            return seen
         if isinstance(seen, sa.PendingRollbackError):  # a session a dropped connection broke
-            return True
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 FOUNDERS_LOCK = 0x726E6E6C  # "rnnl": the advisory lock key founders of an empty schema take
@@ -242,6 +243,25 @@ def _wrap_methods(cls: type[RetryingRDBStorage]) -> None:
 _wrap_methods(RetryingRDBStorage)
 
 
+def unreachable_error(url: str, exc: BaseException) -> StorageError | None:
+    """The message for a database that stayed unreachable through every retry (None when
+    ``exc`` is another error): the storage, the error and what to check."""
+    import sqlalchemy.exc as sa
+
+    cause = _unreachable(exc)
+    if cause is None:
+        return None
+    if isinstance(cause, sa.DBAPIError) and cause.orig is not None:
+        cause = cause.orig  # the driver's words, without SQLAlchemy's SQL and link
+    first = (str(cause).splitlines() or [type(cause).__name__])[0][:300]
+    return StorageError(
+        f"the Optuna storage {redact(url)} could not be reached (retried for "
+        f"{_retry_budget():g} s, RNNLAB_STORAGE_RETRY_S): {first}. Check that the database "
+        "server is running and reachable from this machine and that the URL (user, password, "
+        "database or file path) is right, then run the same command again."
+    )
+
+
 def storage_for(
     url: str,
     heartbeat: int | None = None,
@@ -250,12 +270,19 @@ def storage_for(
     """``*.journal`` paths use Optuna's journal file (no server, no heartbeats: one machine);
     anything else is a database URL (``sqlite:///...``, ``postgresql://...``) with heartbeats
     every ``heartbeat`` seconds (default :data:`DEFAULT_HEARTBEAT`), retries, and ``on_stale``
-    called for each trial this process fails for a missing heartbeat."""
+    called for each trial this process fails for a missing heartbeat. A database still
+    unreachable after the retries is a :class:`~rnnlab.errors.StorageError`."""
     if "://" not in url:
         from rnnlab.sweep._journal import open_journal
 
         return open_journal(url)  # a torn last record recovered first
-    return RetryingRDBStorage(url, heartbeat or DEFAULT_HEARTBEAT, on_stale)
+    try:
+        return RetryingRDBStorage(url, heartbeat or DEFAULT_HEARTBEAT, on_stale)
+    except Exception as exc:
+        error = unreachable_error(url, exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 class Heartbeat:

@@ -32,6 +32,7 @@ from rnnlab._names import (
     VERSION,
     run_tags,
 )
+from rnnlab.errors import ArtifactError
 from rnnlab.run import MlflowTracker, running_runs
 
 if TYPE_CHECKING:
@@ -88,10 +89,18 @@ def start_bare_run(
 
 
 def fail_run(tracker: MlflowTracker, message: str) -> None:
-    """End the run FAILED with ``message`` as its traceback.txt artifact."""
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / TRACEBACK_FILE).write_text(message)
-        tracker.log_artifacts(Path(folder))
+    """End the run FAILED with ``message`` as its traceback.txt artifact.
+
+    When the artifact location cannot take the traceback, the run still ends FAILED, its
+    ``rnnlab.reason`` saying why, and the ArtifactError propagates (the coordinator stops)."""
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / TRACEBACK_FILE).write_text(message)
+            tracker.log_artifacts(Path(folder))
+    except ArtifactError as exc:
+        tracker.set_tags({OUTCOME: FAILED, TAG_REASON: f"{exc}"[:5000]})
+        tracker.finish("FAILED")
+        raise
     tracker.set_tags({OUTCOME: FAILED})
     tracker.finish("FAILED")
 

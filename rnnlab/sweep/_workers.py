@@ -106,14 +106,16 @@ class Active:
 class Worker:
     """A worker process for one slot, and the trial it is running (if any)."""
 
-    def __init__(self, slot: Slot, fault_dir: Path) -> None:
+    def __init__(self, slot: Slot, scratch: Path) -> None:
+        """Start the process; its fault traceback and temporary files go in ``scratch``, the
+        coordinator's scratch folder (rnnlab.sweep._owners.scratch_folder)."""
         context = multiprocessing.get_context("spawn")
         self.slot = slot
-        self.fault_file = fault_dir / f"slot{slot.index}-{time.time_ns()}.txt"
+        self.fault_file = scratch / f"slot{slot.index}-{time.time_ns()}.txt"
         self.conn, child = context.Pipe()
         self.process = context.Process(
             target=worker_main,
-            args=(child, slot.env(), slot.threads, str(self.fault_file), os.getpid()),
+            args=(child, slot.env(), slot.threads, str(self.fault_file), os.getpid(), str(scratch)),
             name=f"rnnlab-{slot.label()}",
             daemon=True,
         )
