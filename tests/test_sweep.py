@@ -258,7 +258,10 @@ def test_sigkill_mid_trial_then_rerun_completes_exactly_once(sweep_env, tmp_path
         "workers: 2\nseeds: [0, 1, 2]\nspace:\n  cell.fault: [slow]\n  train.lr: [0.01, 0.02]\n",
         steps=40,
     )
-    process = _start(sweep_env, ["sweep", str(path)], tmp_path)
+    scratch = tmp_path / "tmp"  # TMPDIR: where a coordinator keeps its scratch folder
+    scratch.mkdir()
+    env = {**sweep_env, "TMPDIR": str(scratch)}
+    process = _start(env, ["sweep", str(path)], tmp_path)
     try:
         _wait_for(tmp_path, "sw", finished=1)
         process.send_signal(signal.SIGKILL)
@@ -266,9 +269,13 @@ def test_sigkill_mid_trial_then_rerun_completes_exactly_once(sweep_env, tmp_path
     finally:
         process.kill()
     time.sleep(1.5)  # the orphaned workers notice their coordinator is gone
-    rerun = _start(sweep_env, ["sweep", str(path)], tmp_path)
+    (left,) = [p.name for p in scratch.iterdir() if p.name.startswith("rnnlab-")]
+    assert left.startswith("rnnlab-sweep-") and f"-{process.pid}-" in left  # the killed one's
+    rerun = _start(env, ["sweep", str(path)], tmp_path)
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output
+    # the rerun removed the dead coordinator's folder when it started, and its own on exit
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("rnnlab-")]
     assert_exactly_once(tmp_path, "sw", 6)
     runs = child_runs(sweep_env["MLFLOW_TRACKING_URI"], "sw")
     assert "RUNNING" not in {r.info.status for r in runs}
