@@ -149,8 +149,9 @@ def settings(sweep: Sweep, options: Collection[str] | None = None) -> str:
     )
     layers = c["model"]["layers"]
     options = ", ".join(f"{k} {v}" for k, v in data.items())
+    task = c["dataset"]["name"] + (f" ({options})" if options else "")
     parts = [
-        c["dataset"]["name"] + (f" ({options})" if options else ""),
+        "dataset: each grid point's (varied)" if "dataset" in varied else task,
         f"{c['cell']['name']} hidden {c['cell']['hidden_size']}"
         + ("" if "model.layers" in varied else f", {layers} layer{'s' * (layers > 1)}"),
         f"remedies {remedies or 'none'}",
