@@ -160,7 +160,7 @@ class IndRNNCell(Cell):
         return self.step(self.project_inputs(x_t), state, 0)
 
     def step_jacobian(self, u_t: Tensor, state: State, t: int) -> Tensor:
-        """dh_t/dh_{t-1} = diag(f'(a_t) u), ``[B, H, H]`` (the seam of rnnlab.dynamics): the
+        """dh_t/dh_{t-1} = diag(f'(a_t) u), ``[B, H, H]`` (the seam of rnnlab.step_jacobian): the
         recurrence is element-wise, so the Jacobian is diagonal."""
         u = self.bounded_u()
         a = u_t + u * state[0]

@@ -164,7 +164,7 @@ class ElmanCell(_TwinCell):
             self.bias_ih.zero_()
 
     def step_jacobian(self, u_t: Tensor, state: State, t: int) -> Tensor | None:
-        """dh_t/dh_{t-1} = diag(f'(a_t)) W_hh, ``[B, H, H]`` (the seam of rnnlab.dynamics);
+        """dh_t/dh_{t-1} = diag(f'(a_t)) W_hh, ``[B, H, H]`` (the seam of rnnlab.step_jacobian);
         None with normalisers set, where autograd differentiates through them."""
         if not self.has_fused:  # normalisers inside the step
             return None
@@ -225,7 +225,7 @@ class LSTMCell(_TwinCell):
 
     def step_jacobian(self, u_t: Tensor, state: State, t: int) -> Tensor | None:
         """d(h_t, c_t)/d(h_{t-1}, c_{t-1}), ``[B, 2H, 2H]``, h's rows and columns first (the
-        seam of rnnlab.dynamics); None with normalisers set, where autograd takes over."""
+        seam of rnnlab.step_jacobian); None with normalisers set, where autograd takes over."""
         if not self.has_fused:  # normalisers inside the step
             return None
         h, c = state
@@ -283,7 +283,7 @@ class GRUCell(_TwinCell):
         return h, (h,)
 
     def step_jacobian(self, u_t: Tensor, state: State, t: int) -> Tensor | None:
-        """dh_t/dh_{t-1}, ``[B, H, H]`` (the seam of rnnlab.dynamics); None with normalisers
+        """dh_t/dh_{t-1}, ``[B, H, H]`` (the seam of rnnlab.step_jacobian); None with normalisers
         set, where autograd takes over."""
         if not self.has_fused:  # normalisers inside the step
             return None

@@ -49,7 +49,8 @@ class GradientFlossing(rnnlab.Remedy):
     direction is noise from batch to batch (measured in :func:`rnnlab.dynamics.exponents_along`'s
     docstring); ``through_states: false`` drops it and keeps each Jacobian's own dependence on
     the weights, which is all there is to it in a contracting network. Jacobians are the
-    cell's analytic ones where it has them, else forward-mode autograd (:mod:`rnnlab.dynamics`).
+    cell's analytic ones where it has them, else forward-mode autograd
+    (:func:`rnnlab.step_jacobian`).
     ``k`` is capped at the state's width; a sequence shorter than ``steps`` is used whole, its
     warm-up capped to leave one step.
 
