@@ -108,6 +108,20 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="rnnlab-parent-watch", daemon=True).start()
 
 
+def _keep_compile_cache() -> None:
+    """torch.compile's kernel cache stays where torch puts it by default (the temporary folder's
+    ``torchinductor_<user>``), shared across sweeps, not in the scratch folder removed at exit."""
+    import getpass
+    import re
+
+    try:
+        user = re.sub(r'[\\/:*?"<>|]', "_", getpass.getuser())
+    except (KeyError, OSError):  # no user name (a container without a passwd entry)
+        return
+    default = os.path.join(tempfile.gettempdir(), f"torchinductor_{user}")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", default)
+
+
 def worker_main(
     conn: Connection, env: dict[str, str], threads: int, fault: str, parent: int, scratch: str
 ) -> None:
@@ -116,6 +130,7 @@ def worker_main(
     ``scratch`` is the coordinator's scratch folder: the worker's temporary files (a trial's
     artifact folder, the copies it hands over) go there, so a kill leaks nothing for good."""
     os.environ.update(env)  # before torch, so CUDA sees only this slot's GPU
+    _keep_compile_cache()
     tempfile.tempdir = scratch
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     fault_file = open(fault, "w")  # noqa: SIM115 - kept open for faulthandler until exit
