@@ -217,3 +217,55 @@ def test_the_report_rows_link_their_runs_and_the_findings_their_rows(
     assert f'href="http://127.0.0.1:1/#/experiments/{experiment}/runs/{data.trials[0].run_id}"' in (
         linked
     )
+
+
+def test_collect_reads_the_histories_mlflow_holds(sweep: dict[str, Any]) -> None:
+    """The report's histories, read in bulk (issue 21), are MLflow's per-run histories."""
+    from rnnlab import report
+    from rnnlab.plugins import make_plugin_manager
+
+    study, plan = report.open_results(str(sweep["file"]), sweep["storage"])
+    data = report.collect(study, plan, sweep["uri"], make_plugin_manager().infos)
+    client = MlflowClient(sweep["uri"])
+    keys = {"objective": "val/loss", "ratio": "grad/log10_ratio"}
+    keys["target_ratio"] = "grad/target/log10_ratio"
+    assert len(data.trials) == 8
+    for trial in data.trials:
+        for attribute, key in keys.items():
+            logged = sorted((m.step, m.value) for m in client.get_metric_history(trial.run_id, key))
+            assert logged and getattr(trial, attribute) == logged, (trial.number, key)
+        assert trial.flow is not None and trial.spectra is not None
+
+
+def test_figures_drawn_in_processes_equal_those_drawn_in_turn_and_are_kept(
+    sweep: dict[str, Any], tmp_path: Path
+) -> None:
+    """The report's figures drawn in forked processes are byte for byte those drawn in this
+    process, in the page's order; drawn again from the same inputs they are kept, and a changed
+    input draws them again (issue 21)."""
+    from rnnlab import report
+    from rnnlab.plugins import make_plugin_manager
+    from rnnlab.report._drawing import inputs_digest
+
+    study, plan = report.open_results(str(sweep["file"]), sweep["storage"])
+    data = report.collect(study, plan, sweep["uri"], make_plugin_manager().infos)
+    (tmp_path / "turn").mkdir()
+    (tmp_path / "forked").mkdir()
+    in_turn = report.draw(data, tmp_path / "turn", processes=1)
+    forked = report.draw(data, tmp_path / "forked", processes=2)
+    names = [p.name for p in in_turn]
+    assert names == [p.name for p in forked] == [
+        "objective_heatmap.png", "gradient_flow.png", "log10_ratio.png", "learning_curves.png",
+        "lyapunov_spectra.png", "lyapunov_scatter.png",
+    ]  # fmt: skip
+    for mine, theirs in zip(in_turn, forked, strict=True):
+        assert mine.read_bytes() == theirs.read_bytes(), mine.name
+    drawn = {p.name: p.stat().st_mtime_ns for p in forked}
+    assert report.draw(data, tmp_path / "forked", processes=2) == forked
+    assert {p.name: p.stat().st_mtime_ns for p in forked} == drawn  # kept, not drawn again
+    before = inputs_digest(data)
+    step, value = data.trials[0].objective[-1]
+    data.trials[0].objective[-1] = (step, value * 2)  # as if the run had been re-read
+    assert inputs_digest(data) != before
+    report.draw(data, tmp_path / "forked", processes=2)
+    assert all(p.stat().st_mtime_ns != drawn[p.name] for p in forked)

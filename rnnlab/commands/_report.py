@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from rnnlab.commands._common import quiet_mlflow
-from rnnlab.commands._sweep import print_table
+from rnnlab.commands._sweep import print_findings, print_table
 
 if TYPE_CHECKING:
     from rnnlab.plugins import Plugins, Registry
@@ -69,11 +69,7 @@ def report_sweep(
     folder = Path(out) if out else Path("reports") / study.study_name.replace("#", "-")
     page = reports.write(data, folder)
     print_table(plan, data.table)
-    found = reports.sweep_findings(data)
-    if found:
-        click.echo("Findings (row N: the table's Nth row, from the top):")
-        for finding in found:
-            click.echo(f"- {finding.text} (row {finding.row + 1})")
+    print_findings(reports.sweep_findings(data))
     if data.running:
         click.echo(f"The sweep is still running: {len(data.trials)} of {data.total} trials done.")
     click.echo(f"Report: {page}")

@@ -13,7 +13,8 @@ from rnnlab.commands._common import echo_links, quiet_mlflow
 
 if TYPE_CHECKING:
     from rnnlab.plugins import Registry
-    from rnnlab.sweep import Slot, SweepPlan, SweepState
+    from rnnlab.report import Finding
+    from rnnlab.sweep import Slot, Sweep, SweepPlan, SweepState
 
 
 def _duration(seconds: float | None) -> str:
@@ -142,6 +143,24 @@ def print_table(plan: SweepPlan, table: list[dict[str, Any]]) -> None:
     Console(width=180).print(out)
 
 
+def print_findings(found: Sequence[Finding]) -> None:
+    """The findings in words after the table (``rnnlab sweep`` and ``rnnlab report``)."""
+    if found:
+        click.echo("Findings (row N: the table's Nth row, from the top):")
+        for finding in found:
+            click.echo(f"- {finding.text} (row {finding.row + 1})")
+
+
+def sweep_end_findings(plan: SweepPlan, sweep: Sweep, table: list[dict[str, Any]]) -> list[Finding]:
+    """The report's findings (:func:`rnnlab.report.plan_findings`) of the outcome table just
+    printed and the trials' objectives, from the coordinator's study (the Optuna storage it has
+    open; no MLflow read)."""
+    from rnnlab.report import plan_findings
+    from rnnlab.sweep import trial_records
+
+    return plan_findings(plan, table, trial_records(plan, sweep.study.finished()))
+
+
 def sweep_file(
     registry: Registry,
     path: str,
@@ -181,6 +200,7 @@ def sweep_file(
     finally:
         display.close()
     print_table(plan, result.table)
+    print_findings(sweep_end_findings(plan, sweep, result.table))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
     click.echo(f"sweep {result.study_name!r} done: {counts}")
     click.echo(

@@ -8,7 +8,7 @@ never ``rnnlab.commands`` (tests/test_layers.py).
 from __future__ import annotations
 
 from rnnlab.report._data import ReportData, TrialData, collect, versions
-from rnnlab.report._findings import Finding, find, sweep_findings
+from rnnlab.report._findings import Finding, find, plan_findings, sweep_findings
 from rnnlab.report._page import FIGURES, draw, render, write
 from rnnlab.report._results import (
     SweepRecords,
@@ -31,6 +31,7 @@ __all__ = [
     "flow",
     "frame",
     "open_results",
+    "plan_findings",
     "read_sweep",
     "render",
     "results",

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rnnlab._names import (
+    DYNAMICS_ARRAYS,
+    DYNAMICS_FILE,
     FLOW_ARRAYS,
     FLOW_FILE,
     INCOMPATIBLE,
@@ -21,6 +23,7 @@ from rnnlab._names import (
     TARGET_LOG10_RATIO,
     VERSION,
 )
+from rnnlab.report._histories import History, bulk_reader, histories, history
 from rnnlab.report._results import client_for, read_sweep
 from rnnlab.sweep import (
     SweepPlan,
@@ -33,7 +36,15 @@ from rnnlab.sweep import (
 if TYPE_CHECKING:
     import optuna
 
-History = list[tuple[int, float]]
+
+@dataclass
+class Spectra:
+    """The top layer's Lyapunov exponents of one trial at its first and its last measured step
+    (its ``dynamics.npz``, rnnlab.run._dynamics; the report's dynamics figures draw them)."""
+
+    first: np.ndarray
+    last: np.ndarray
+    last_step: int
 
 
 @dataclass
@@ -53,6 +64,7 @@ class TrialData:
     ratio: History = field(default_factory=list)  # grad/log10_ratio
     target_ratio: History = field(default_factory=list)  # grad/target/log10_ratio
     run: Any = None  # its MLflow run (final metrics, tags), when the store has it
+    spectra: Spectra | None = None  # None: its run recorded no dynamics
 
     def combination(self, axes: list[str]) -> tuple[str, ...]:
         return tuple(self.labels[a] for a in axes)
@@ -80,10 +92,6 @@ class ReportData:
         return self.unfinished > 0 or len(self.trials) < self.total
 
 
-def _history(client: Any, run_id: str, key: str) -> History:
-    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
-
-
 def _flow(
     client: Any, run_id: str, folder: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
@@ -98,6 +106,22 @@ def _flow(
         if data[norms].size == 0:
             return None
         return data[steps], data[norms], data[target] if target in data.files else None
+
+
+def _spectra(client: Any, run_id: str, folder: Path) -> Spectra | None:
+    """The run's :class:`Spectra`, from its dynamics.npz; None when it has none."""
+    steps, exponents = DYNAMICS_ARRAYS[0], DYNAMICS_ARRAYS[1]
+    try:
+        path = client.download_artifacts(run_id, DYNAMICS_FILE, str(folder))
+    except Exception:  # dynamics off, or a run from before them
+        return None
+    with np.load(path) as data:
+        values, measured = data[exponents], data[steps]
+    if values.shape[0] == 0:
+        return None
+    top = values[:, -1, :]
+    first, last = top[0][np.isfinite(top[0])], top[-1][np.isfinite(top[-1])]
+    return Spectra(first, last, int(measured[-1]))
 
 
 def versions(plugin_infos: Any) -> dict[str, str]:
@@ -119,21 +143,32 @@ def versions(plugin_infos: Any) -> dict[str, str]:
 
 
 READERS = 8
-"""Threads that read the trials' histories and artifacts from MLflow at once (issue 21: one by
-one, the flagship's 96 runs took most of the report's 39 s)."""
+"""Threads that read the trials' artifacts (and, from a store without bulk reads, their
+histories) from MLflow at once (issue 21: one by one, the flagship's 96 runs took most of the
+report's 39 s)."""
 
 Progress = Callable[[int, int], None]
 """Told ``(read, total)`` after each trial's curves are read."""
 
 
-def _read_trial(client: Any, data: TrialData, metric: str, folder: Path) -> None:
-    """A trained trial's curves: its gradient_flow.npz and three metric histories."""
-    flow = _flow(client, str(data.run_id), folder)
+def _read_trial(
+    client: Any,
+    data: TrialData,
+    keys: tuple[str, str, str],
+    folder: Path,
+    read: dict[tuple[str, str], History] | None,
+) -> None:
+    """A trained trial's curves: its gradient_flow.npz, its dynamics.npz and the histories of
+    ``keys`` (objective, total and target log10 ratio), taken from ``read`` (read in bulk) or,
+    when that is None, read here."""
+    run_id = str(data.run_id)
+    flow = _flow(client, run_id, folder)
     if flow is not None:
         data.flow_steps, data.flow, data.target_flow = flow
-    data.objective = _history(client, str(data.run_id), metric)
-    data.ratio = _history(client, str(data.run_id), LOG10_RATIO)
-    data.target_ratio = _history(client, str(data.run_id), TARGET_LOG10_RATIO)
+    data.spectra = _spectra(client, run_id, folder)
+    if read is None:
+        read = {(run_id, k): history(client, run_id, k) for k in keys}
+    data.objective, data.ratio, data.target_ratio = (read[run_id, k] for k in keys)
 
 
 def collect(
@@ -144,8 +179,9 @@ def collect(
     progress: Progress | None = None,
 ) -> ReportData:
     """Read a (finished or running) sweep: trials from Optuna (:func:`rnnlab.report.read_sweep`,
-    as ``rnnlab.results`` reads them), their runs in pages of one search, and their curves and
-    artifacts by :data:`READERS` threads, telling ``progress`` how far it got."""
+    as ``rnnlab.results`` reads them), their runs in pages of one search, their histories in
+    bulk (:func:`rnnlab.report._histories.histories`: one query per key where the store allows),
+    and their artifacts by :data:`READERS` threads, telling ``progress`` how far it got."""
     from concurrent.futures import ThreadPoolExecutor
 
     read = read_sweep(study, plan, tracking_uri)
@@ -165,10 +201,15 @@ def collect(
         if r.finished
     ]
     todo = [t for t in trials if t.run_id and t.outcome != INCOMPATIBLE]
+    keys = (metric, LOG10_RATIO, TARGET_LOG10_RATIO)
+    bulk = None
+    if bulk_reader(client) is not None:
+        bulk = histories(client, [str(t.run_id) for t in todo], keys)
     with tempfile.TemporaryDirectory() as tmp:
         with ThreadPoolExecutor(READERS) as pool:
             jobs = [
-                pool.submit(_read_trial, client, t, metric, Path(tmp) / str(t.number)) for t in todo
+                pool.submit(_read_trial, client, t, keys, Path(tmp) / str(t.number), bulk)
+                for t in todo
             ]
             for done, job in enumerate(jobs, 1):
                 job.result()

@@ -12,22 +12,17 @@ A sweep whose runs recorded no dynamics (``train.dynamics_every: 0``, or recorde
 from __future__ import annotations
 
 import math
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from rnnlab._names import (
     COMPLETED,
-    DYNAMICS_ARRAYS,
-    DYNAMICS_FILE,
-    INCOMPATIBLE,
     REPORT_LYAPUNOV_SCATTER,
     REPORT_SPECTRA,
 )
-from rnnlab.report._data import ReportData, TrialData
+from rnnlab.report._data import ReportData, Spectra, TrialData
+from rnnlab.report._figures import grid_layout
 from rnnlab.run import pyplot
 
 FIRST, LAST = "#0072B2", "#D55E00"  # rnnlab.report._figures' first and last probe
@@ -51,43 +46,10 @@ FIGURES = (
 )
 
 
-@dataclass
-class Spectra:
-    """The top layer's exponents of one trial at its first and its last measured step."""
-
-    first: np.ndarray
-    last: np.ndarray
-    last_step: int
-
-
-def _spectra(client: Any, run_id: str, folder: Path) -> Spectra | None:
-    steps, exponents = DYNAMICS_ARRAYS[0], DYNAMICS_ARRAYS[1]
-    try:
-        path = client.download_artifacts(run_id, DYNAMICS_FILE, str(folder))
-    except Exception:  # dynamics off, or a run from before them
-        return None
-    with np.load(path) as data:
-        values, measured = data[exponents], data[steps]
-    if values.shape[0] == 0:
-        return None
-    top = values[:, -1, :]
-    first, last = top[0][np.isfinite(top[0])], top[-1][np.isfinite(top[-1])]
-    return Spectra(first, last, int(measured[-1]))
-
-
 def read_spectra(data: ReportData) -> dict[int, Spectra]:
-    """Every trial's spectra that its run recorded, by trial number."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=data.tracking_uri)
-    found: dict[int, Spectra] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for trial in data.trials:
-            if trial.run_id and trial.outcome != INCOMPATIBLE:
-                spectra = _spectra(client, trial.run_id, Path(tmp) / str(trial.number))
-                if spectra is not None:
-                    found[trial.number] = spectra
-    return found
+    """Every trial's spectra that its run recorded (read with its curves by
+    :func:`rnnlab.report.collect`), by trial number."""
+    return {t.number: t.spectra for t in data.trials if t.spectra is not None}
 
 
 def _short(key: str) -> str:
@@ -144,8 +106,8 @@ def spectra_grid(data: ReportData, have: dict[int, Spectra], path: Path) -> Path
     for ax in list(grid.flat)[len(groups) :]:
         ax.axis("off")
     grid[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    grid_layout(fig, rows, cols, gap=0.6)  # each panel its own y tick labels
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -191,13 +153,3 @@ def lyapunov_scatter(data: ReportData, have: dict[int, Spectra], path: Path) -> 
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
-
-
-def draw(data: ReportData, out: Path) -> list[Path]:
-    """The dynamics figures that apply to this sweep, as PNGs in ``out``."""
-    have = read_spectra(data)
-    made = [
-        spectra_grid(data, have, out / REPORT_SPECTRA),
-        lyapunov_scatter(data, have, out / REPORT_LYAPUNOV_SCATTER),
-    ]
-    return [p for p in made if p is not None]

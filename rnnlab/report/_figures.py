@@ -38,10 +38,31 @@ def _title(axes: list[str], combo: tuple[str, ...]) -> str:
     return ", ".join(f"{_short(a)}={v}" for a, v in zip(axes, combo, strict=True))
 
 
-def _save(fig: Any, path: Path) -> Path:
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+def _save(fig: Any, path: Path, tight: bool = True) -> Path:
+    """Save at 100 dpi; ``tight``: cropped to what was drawn (a second drawing pass)."""
+    fig.savefig(path, dpi=100, **({"bbox_inches": "tight"} if tight else {}))
     pyplot().close(fig)
     return path
+
+
+def grid_layout(fig: Any, rows: int, cols: int, gap: float) -> None:
+    """Margins in inches for a grid of panels: room for the y label and tick labels on the
+    left, a title and the x label per row, ``gap`` inches between columns. Used instead of
+    ``tight_layout`` (and a tight bounding box) on the one-panel-per-combination grids, where
+    measuring every tick label first cost more than drawing them (issue 21: the flagship's
+    gradient-flow and spectra grids were most of ``rnnlab report``'s time)."""
+    width, height = fig.get_size_inches()
+    left, right, top, bottom, row_gap = 0.8, 0.15, 0.35, 0.55, 0.75
+    panel_w = (width - left - right - gap * (cols - 1)) / cols
+    panel_h = (height - top - bottom - row_gap * (rows - 1)) / rows
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        wspace=gap / panel_w,
+        hspace=row_gap / panel_h,
+    )
 
 
 def objective_heatmap(data: ReportData, path: Path) -> Path | None:
@@ -136,8 +157,8 @@ def flow_grid(data: ReportData, path: Path) -> Path | None:
     for ax in list(grid.flat)[len(groups) :]:
         ax.axis("off")
     grid[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, path)
+    grid_layout(fig, rows, cols, gap=0.35)
+    return _save(fig, path, tight=False)
 
 
 def _last_layer(flow: np.ndarray | None, index: int) -> np.ndarray | None:

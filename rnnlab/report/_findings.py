@@ -18,14 +18,16 @@ ratio is above :data:`HEALTHY` (the gradient did not vanish).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rnnlab._names import DIVERGED, INCOMPATIBLE, NO_REMEDY
+from rnnlab._names import DIVERGED, INCOMPATIBLE, NO_REMEDY, QUEUED, RUNNING
 from rnnlab.sweep import label, objective_value, table_axes
 
 if TYPE_CHECKING:
     from rnnlab.report._data import ReportData
+    from rnnlab.sweep import SweepPlan
 
 TOLERANCE = 0.1
 """How close to the baseline (relative to it) a mean objective counts as not having learned."""
@@ -172,47 +174,65 @@ def find(
     return found
 
 
-def sweep_axes(data: ReportData) -> tuple[Axes, list[dict[str, Any]]]:
-    """The cell, remedies and task-setting columns of the report's table, and the table with a
+class Trial(Protocol):
+    """What the findings read of a trial: a :class:`rnnlab.sweep.TrialRecord` (the sweep's end)
+    or a :class:`rnnlab.report.TrialData` (the report) has it."""
+
+    @property
+    def labels(self) -> dict[str, str]: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+
+
+def sweep_axes(plan: SweepPlan, table: list[dict[str, Any]]) -> tuple[Axes, list[dict[str, Any]]]:
+    """The cell, remedies and task-setting columns of the outcome table, and the table with a
     column for the cell or the remedies added where the space does not vary them (the base
     config's, then)."""
-    columns = table_axes(data.plan)
+    columns = table_axes(plan)
     cell = next((a for a in ("cell", "cell.name") if a in columns), "cell")
     remedies = "remedies"
-    base = data.plan.base.config
+    base = plan.base.config
     fixed = {
         cell: label(base.cell.name) if hasattr(base.cell, "name") else "?",
         remedies: "+".join(r.name for r in base.remedies) or NO_REMEDY,
     }
-    table = [{**{k: v for k, v in fixed.items() if k not in columns}, **row} for row in data.table]
+    table = [{**{k: v for k, v in fixed.items() if k not in columns}, **row} for row in table]
     settings = tuple(a for a in columns if a not in (cell, remedies))
     return Axes(cell, remedies, settings), table
 
 
-def sweep_findings(data: ReportData) -> list[Finding]:
-    """The findings of a read sweep: its table, its trials' objectives, and each task setting's
-    baseline from a Dataset built from the first grid point of that setting."""
-    axes, table = sweep_axes(data)
-    columns = table_axes(data.plan)
-    metric = data.plan.section.objective.metric
-    objectives: list[list[float | None]] = []
-    for row in table:
-        key = tuple(row[a] for a in columns)
-        objectives.append(
-            [
-                objective_value(t.outcome, t.value)
-                for t in data.trials
-                if t.combination(columns) == key
-            ]
-        )
+def plan_findings(
+    plan: SweepPlan, table: list[dict[str, Any]], trials: Iterable[Trial]
+) -> list[Finding]:
+    """The findings of a sweep: its outcome table, its finished trials' objectives, and each
+    task setting's baseline from a Dataset built from the first grid point of that setting.
+    The one entry point of both ``rnnlab report`` and the end of ``rnnlab sweep``, so the two
+    cannot disagree; it reads nothing from Optuna or MLflow."""
+    axes, table = sweep_axes(plan, table)
+    columns = table_axes(plan)
+    metric = plan.section.objective.metric
+    by_row: dict[tuple[str, ...], list[float | None]] = {}
+    for t in trials:
+        if t.outcome in (RUNNING, QUEUED):  # not in the table yet
+            continue
+        key = tuple(t.labels[a] for a in columns)
+        by_row.setdefault(key, []).append(objective_value(t.outcome, t.value))
+    objectives = [by_row.get(tuple(row[a] for a in columns), []) for row in table]
     baselines: dict[tuple[str, ...], float | None] = {}
-    for point in data.plan.points:
+    for point in plan.points:
         labels = point.labels()
         setting = tuple(labels.get(a, "?") for a in axes.settings)
         if point.run is None or setting in baselines:
             continue
         baselines[setting] = point.run.instantiate_dataset().baseline(metric)
-    if not data.plan.points:  # a sampled sweep: the base config's task
-        baselines[()] = data.plan.base.instantiate_dataset().baseline(metric)
-    maximize = data.plan.section.objective.direction == "maximize"
+    if not plan.points:  # a sampled sweep: the base config's task
+        baselines[()] = plan.base.instantiate_dataset().baseline(metric)
+    maximize = plan.section.objective.direction == "maximize"
     return find(table, objectives, axes, baselines, metric=metric, maximize=maximize)
+
+
+def sweep_findings(data: ReportData) -> list[Finding]:
+    """:func:`plan_findings` of a read sweep (the report's page and terminal)."""
+    return plan_findings(data.plan, data.table, data.trials)

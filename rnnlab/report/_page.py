@@ -9,13 +9,16 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+from functools import partial
 from pathlib import Path
 
 from rnnlab._names import (
     DEFAULT_UI,
     REPORT_FIGURES,
     REPORT_FOLDER,
+    REPORT_LYAPUNOV_SCATTER,
     REPORT_PAGE,
+    REPORT_SPECTRA,
     TABLE_MD,
     VAL_LOSS,
     ui_links,
@@ -23,6 +26,7 @@ from rnnlab._names import (
 from rnnlab.report import _dynamics_figures as dynamicsplots
 from rnnlab.report import _figures as reportplots
 from rnnlab.report._data import ReportData
+from rnnlab.report._drawing import Job, draw_all, inputs_digest, remember, reusable
 from rnnlab.report._findings import HEALTHY, TOLERANCE, VANISHED, sweep_findings
 from rnnlab.sweep import table_cells, table_header, table_markdown
 
@@ -52,26 +56,47 @@ FIGURES: tuple[tuple[str, str], ...] = (
 FIGURES = (*FIGURES, *dynamicsplots.FIGURES)  # the Lyapunov spectra (issue 19)
 
 
-def draw(data: ReportData, out: Path) -> list[Path]:
-    """Every figure that applies to this sweep, as PNGs in ``out``."""
+def figure_jobs(data: ReportData, out: Path) -> list[tuple[Job, int]]:
+    """Every figure of the page as a job drawing its PNG into ``out`` (in the page's order),
+    with its weight: the panels it draws (the heaviest is started first)."""
     metric = data.plan.section.objective.metric
-    made = [
-        reportplots.objective_heatmap(data, out / HEATMAP),
-        reportplots.flow_grid(data, out / FLOW),
-        reportplots.history_panels(
-            data,
-            out / RATIO,
-            "target_ratio",
-            "target log10 ratio (dotted: total)",
-            dashed="ratio",
-        ),
-        reportplots.history_panels(
-            data, out / LEARNING, "objective", metric, log=metric == VAL_LOSS
-        ),
-        reportplots.importances(data, out / IMPORTANCES),
-        *dynamicsplots.draw(data, out),
+    have = dynamicsplots.read_spectra(data)
+    panels = len(data.table) or 1
+    ratio = ("target_ratio", "target log10 ratio (dotted: total)")
+    return [
+        (partial(reportplots.objective_heatmap, data, out / HEATMAP), 2),
+        (partial(reportplots.flow_grid, data, out / FLOW), panels),
+        (partial(reportplots.history_panels, data, out / RATIO, *ratio, dashed="ratio"), 3),
+        (
+            partial(
+                reportplots.history_panels,
+                data,
+                out / LEARNING,
+                "objective",
+                metric,
+                log=metric == VAL_LOSS,
+            ),
+            3,
+        ),  # fmt: skip
+        (partial(reportplots.importances, data, out / IMPORTANCES), 1),
+        (partial(dynamicsplots.spectra_grid, data, have, out / REPORT_SPECTRA), panels),
+        (partial(dynamicsplots.lyapunov_scatter, data, have, out / REPORT_LYAPUNOV_SCATTER), 2),
     ]
-    return [p for p in made if p is not None]
+
+
+def draw(data: ReportData, out: Path, processes: int | None = None) -> list[Path]:
+    """Every figure that applies to this sweep, as PNGs in ``out``: kept when ``out`` holds
+    them drawn from the same inputs (:func:`rnnlab.report._drawing.inputs_digest`), else drawn
+    in ``processes`` processes (default: one per core; 1: in this one)."""
+    digest = inputs_digest(data)
+    kept = reusable(out, digest)
+    if kept is not None:
+        return kept
+    jobs = figure_jobs(data, out)
+    made = draw_all([j for j, _ in jobs], processes, [w for _, w in jobs])
+    figures = [p for p in made if p is not None]
+    remember(out, digest, figures)
+    return figures
 
 
 def _status(data: ReportData) -> str:
@@ -228,10 +253,13 @@ def render(data: ReportData, figures: list[Path]) -> str:
     return "\n".join(parts)
 
 
-def write(data: ReportData, out: Path, log_to_parent: bool = True) -> Path:
-    """Write report.html, the PNGs and summary.md to ``out``; log them to the parent run."""
+def write(
+    data: ReportData, out: Path, log_to_parent: bool = True, processes: int | None = None
+) -> Path:
+    """Write report.html, the PNGs and summary.md to ``out``; log them to the parent run.
+    ``processes``: drawing processes (:func:`draw`)."""
     out.mkdir(parents=True, exist_ok=True)
-    figures = draw(data, out)
+    figures = draw(data, out, processes)
     page = out / REPORT_PAGE
     page.write_text(render(data, figures), encoding="utf-8")
     status = f"\n{_status(data)}\n"
