@@ -60,7 +60,8 @@ SWEEP = (
 def _findings(output: str) -> list[str]:
     """The findings a command printed: the lines after its "Findings" heading."""
     lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("Findings (row N"))
+    start = next((i for i, line in enumerate(lines) if line.startswith("Findings (row N")), None)
+    assert start is not None, f"no findings printed:\n{output}"
     return [line for line in lines[start + 1 :] if line.startswith("- ")]
 
 
