@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,19 +61,38 @@ def config(quick: bool) -> dict[str, Any]:
     }
 
 
-def _timed(folder: Path, command: list[str]) -> float:
+def _timed(folder: Path, command: list[str]) -> dict[str, float]:
+    """One whole process: ``exit_s`` when ``rnnlab run`` exits (a terminal's prompt is back),
+    ``done_s`` when its output closes. The MLflow helper holds that output until it has drawn
+    and logged the PNGs, after the run has ended (rnnlab.run._background), so ``done_s`` is when
+    a caller that reads the output (a pipe, ``subprocess.run``) gets it and the PNGs are in."""
     start = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=folder, env=child_env(), capture_output=True, text=True, timeout=900
+    process = subprocess.Popen(
+        command,
+        cwd=folder,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
-    took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
-    return took
+    assert process.stdout is not None
+    stream = process.stdout
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.append(stream.read()))
+    reader.start()  # reads to EOF; the wait below is the process's own exit
+    code = process.wait(timeout=900)
+    exited = time.perf_counter() - start
+    reader.join(timeout=900)
+    done = time.perf_counter() - start
+    stream.close()
+    if code != 0:
+        text = b"".join(output).decode(errors="replace")
+        raise RuntimeError(f"{' '.join(command)} failed ({code}): {text[-2000:]}")
+    return {"exit_s": exited, "done_s": done}
 
 
 def measure(folder: Path, quick: bool) -> dict[str, Any]:
-    """The three ways' wall times (seconds, in the order run) and the warm-up's."""
+    """The three ways' times (``exit_s``, ``done_s``: :func:`_timed`; in the order run) and
+    the warm-up's."""
     path = folder / "single.yaml"
     path.write_text(yaml.safe_dump(config(quick), sort_keys=False))
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -90,30 +110,40 @@ def measure(folder: Path, quick: bool) -> dict[str, Any]:
 
 
 def rows(measured: dict[str, Any]) -> list[Row]:
+    """The target row (``rnnlab run`` tracked: its exit, when a terminal's prompt is back), the
+    same run until its output closed (the PNGs logged), and the synchronous baseline."""
     times = measured["times_s"]
-    bare = median(times["untracked"])
+    bare = [t["exit_s"] for t in times["untracked"]]
     out = []
-    for way, label in (
-        ("tracked", "`rnnlab run` tracked (MLflow helper process) over `--no-track`"),
-        ("synchronous", "before issue 22: synchronous MlflowTracker over `--no-track`"),
+    for way, key, label in (
+        ("tracked", "exit_s", "`rnnlab run` tracked (MLflow helper process) over `--no-track`"),
+        ("tracked", "done_s", "the same, until its output closed (the PNGs in the run)"),
+        ("synchronous", "exit_s", "before issue 22: synchronous MlflowTracker over `--no-track`"),
     ):
-        ratios = [a / b for a, b in zip(times[way], times["untracked"], strict=True)]
-        extra = median(times[way]) - bare
+        took = [t[key] for t in times[way]]
+        ratios = [a / b for a, b in zip(took, bare, strict=True)]
+        extra = median(took) - median(bare)
         ratio = median(ratios)
-        target = way == "tracked"
+        target = way == "tracked" and key == "exit_s"
         out.append(
             Row(
                 case=f"single run: {label}",
-                value=median(times[way]),
+                value=median(took),
                 unit="s",
-                baseline=bare,
+                baseline=median(bare),
                 baseline_label="`rnnlab run --no-track`",
                 ratio=ratio,
                 target=(
-                    f"<= {TARGET_RATIO:g}x or <= +{TARGET_EXTRA_S:g} s" if target else "(baseline)"
+                    f"<= {TARGET_RATIO:g}x and <= +{TARGET_EXTRA_S:g} s" if target else "(info)"
                 ),
-                ok=(ratio <= TARGET_RATIO or extra <= TARGET_EXTRA_S) if target else None,
-                extra={"times_s": times[way], "ratios": ratios, "extra_s": extra},
+                ok=(ratio <= TARGET_RATIO and extra <= TARGET_EXTRA_S) if target else None,
+                extra={
+                    "times_s": took,
+                    "untracked_s": bare,
+                    "ratios": ratios,
+                    "extra_s": extra,
+                    "extra_per_turn_s": [a - b for a, b in zip(took, bare, strict=True)],
+                },
             )
         )
     return out
@@ -127,6 +157,7 @@ def method(measured: dict[str, Any]) -> str:
         f"T={c['dataset']['seq_len']}, batch {c['train']['batch_size']}, {c['train']['steps']} "
         f"Adam steps, probes at the first and the last step, 1 torch thread; whole processes "
         f"(`python -m rnnlab run`), untracked, tracked and the synchronous tracker taking turns, "
-        f"{reps} each after a tracked warm-up that created the sqlite store; medians of the "
-        f"per-turn ratios."
+        f"{reps} each after a tracked warm-up that created the sqlite store; timed to the "
+        f"process's exit (the prompt back) and to its output closing (the helper, which holds "
+        f"it, has logged the PNGs); medians of the per-turn ratios and of the times."
     )

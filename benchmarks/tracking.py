@@ -397,7 +397,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"side creating the database meanwhile), on the new server "
         f"{cold['server']['wall_s']:.2f} s; the server answered "
         f"{server_up_s:.1f} s after launch; the single run's warm-up (creating its store) "
-        f"{single['warm_up_s']:.1f} s.",
+        f"{single['warm_up_s']['exit_s']:.1f} s.",
         f"Other processes used {100 * (share.others() or 0.0):.0f}% of the machine's CPU while "
         "this ran (other engineers' tests on the same 2 cores): the absolute seconds are "
         "inflated and noisy; the ratios are of turns taken back to back.",

@@ -4,14 +4,19 @@ Recording a run in MLflow cost ~4 s of a 5.5 s run (issue 22: ``import mlflow`` 
 opening the sqlite store ~1.2 s, then the writes and the PNGs), nearly all of it Python work.
 A thread would not take it off the path: it holds the GIL while the training loop needs it. So
 :class:`BackgroundTracker`, built first thing in ``rnnlab run`` (before the config, the data and
-the model), starts a helper process (``sys.executable``) that imports MLflow, opens the store (one
-that exists: a new store is created when the run starts, so a bad config leaves no ``mlflow.db``)
-and imports matplotlib while the main process builds the run and trains on its own core. The main
+the model), starts a helper process (``sys.executable``) that imports MLflow and opens the
+store (one that exists: a new store is created when the run starts, so a bad config leaves no
+``mlflow.db``) while the main process builds the run and trains on its own core. The main
 process only queues messages (a sender thread does the pipe writes, so a helper still busy
 importing never blocks a training step); it waits for the helper once, in :meth:`finish`, for
-what is left to write: the artifacts, their PNGs (drawn by the helper from
-``gradient_flow.npz``, rnnlab.run._drawing: it must wait for the helper then anyway, and the
-helper has matplotlib loaded already) and ``set_terminated``. docs/performance.md measures it.
+what the run needs before it ends: the artifact files (arrays, config, summary, model) and
+``set_terminated``. The PNGs come after that answer: the helper imports matplotlib then, draws
+them from the logged ``gradient_flow.npz`` and ``dynamics.npz`` (rnnlab.run._drawing) and logs
+them into the ended run, as a sweep's coordinator does (rnnlab.sweep._figurework), while
+``rnnlab run`` prints its links and exits (issue 22: waiting for the drawing held up the end of
+every run, 2.2 s of a loaded machine, docs/performance.md). The helper keeps the output it
+inherited until it is done, so a caller that reads it to EOF (a pipe, ``subprocess.run``) also
+has the PNGs then; a terminal gets its prompt back first.
 
 Correctness:
 
@@ -20,6 +25,10 @@ Correctness:
   the main process are lost: it sends at least every :data:`SEND_EVERY_S` seconds;
 * Ctrl-C: SIGINT goes to the whole process group; the helper ignores it (start_helper), so
   the main process's KeyboardInterrupt path still ends the run ``KILLED`` with every metric;
+  once :meth:`finish` has its answer nothing stops the helper (it stops itself after the
+  timeout), so the PNGs still follow;
+* the helper killed while drawing: the run has ended already, with every metric and file; only
+  PNGs are missing (gradient_flow.npz holds their curves, ``rnnlab report`` draws from it);
 * an MLflow error in the helper (bad URI, server down, a failed write) is sent back and ends
   the helper's writing; training goes on, and :meth:`finish` returns with :attr:`error` set,
   which ``rnnlab run`` prints and exits 1 with. Nothing waits forever: :meth:`finish` gives up
@@ -36,6 +45,7 @@ import contextlib
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab._names import FAILED, OUTCOME, TAG_REASON
-from rnnlab.run._drawing import fulfil, start_helper, warm
+from rnnlab.run._drawing import ORDER_FILE, fulfil, start_helper
 
 SEND_EVERY = 500  # metric values per message
 SEND_EVERY_S = 2.0  # and at least this often, so that a killed process loses little
@@ -135,8 +145,8 @@ class BackgroundTracker:
 
     def finish(self, status: str) -> None:
         """Send the rest, end the run with ``status`` and wait (``timeout``) for the helper to
-        have written everything; afterwards :attr:`run_id`, :meth:`describe` and :attr:`error`
-        say how it went."""
+        have written it and ended the run (the PNGs follow: module docstring); afterwards
+        :attr:`run_id`, :meth:`describe` and :attr:`error` say how it went."""
         if self._finished:
             return
         self._finished = True
@@ -146,13 +156,8 @@ class BackgroundTracker:
         deadline = time.monotonic() + self.timeout
         while self._answer(max(0.0, deadline - time.monotonic())):
             pass
-        if self.process.poll() is None:
-            try:
-                self.process.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._close_pipes()
+        self._close_pipes()  # the helper draws the PNGs into the ended run on its own
+        threading.Thread(target=self.process.wait, name="rnnlab-reaper", daemon=True).start()
 
     def _answer(self, wait_s: float) -> bool:
         """Read one answer of the helper; False once there is nothing more to wait for."""
@@ -186,15 +191,17 @@ class BackgroundTracker:
 
     def close(self) -> None:
         """Stop the helper without ending a run (e.g. the config failed before one started):
-        it sees EOF, and ends a run it had started as killed."""
-        if not self._finished:
-            self._finished = True
-            self._queue.put(None)
-            self._sender.join(timeout=5)
-            self._close_pipes()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=self.timeout)
-        if self.process.poll() is None:
+        it sees EOF, and ends a run it had started as killed. After :meth:`finish` nothing:
+        the helper ends on its own (it ignores SIGINT, and stops itself after ``timeout``)."""
+        if self._finished:
+            return
+        self._finished = True
+        self._queue.put(None)
+        self._sender.join(timeout=5)
+        self._close_pipes()
+        try:
+            self.process.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
 
@@ -222,6 +229,7 @@ class _Helper:
         self.tracker: Any = None
         self.failed = False
         self.ended = False
+        self.figures: tuple[Path, bytes] | None = None  # a logged folder and its figure order
 
     def fail(self, what: str) -> None:
         if not self.failed:
@@ -253,9 +261,8 @@ class _Helper:
 
     def _apply(self, kind: str, args: list[Any]) -> None:
         tracker = self.tracker
-        if kind == "open":
+        if kind == "open":  # matplotlib is imported after the end (draw_figures), off the run
             self.open(args[0])
-            warm()  # matplotlib, while the main process trains
         elif kind == "start":
             tracker.start(*args)
             self.answers.send(("started", tracker.run_id, tracker.describe()))
@@ -265,18 +272,54 @@ class _Helper:
             tracker.flush()
         elif kind == "tags":
             tracker.set_tags(args[0])
-        elif kind == "artifacts":
+        elif kind == "artifacts":  # the files now; the PNGs they order after the end
             folder = Path(args[0])
+            order = folder / ORDER_FILE
             try:
-                fulfil(folder)
+                wanted = order.read_bytes() if order.exists() else None
+                order.unlink(missing_ok=True)  # an order is never logged
                 tracker.log_artifacts(folder)
-            finally:
+            except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
+                raise
+            if wanted is None:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                self.figures = (folder, wanted)
         elif kind == "finish":
             self.ended = True
             if tracker.run_id is not None:
                 tracker.finish(str(args[0]))
             self.answers.send(("finished", tracker.describe()))
+
+    def draw_figures(self) -> None:
+        """After the run has ended (the main process has its answer and may be gone): draw the
+        ordered PNGs from the logged arrays and log them into the ended run, as a sweep does
+        (rnnlab.sweep._figurework; MLflow takes artifacts of a terminated run). A failure is
+        reported on stderr: the run keeps gradient_flow.npz, which ``rnnlab report`` draws."""
+        if self.figures is None or self.failed or self.tracker is None:
+            return
+        folder, wanted = self.figures
+        self.figures = None
+        logged = {p.name for p in folder.iterdir()}
+        try:
+            (folder / ORDER_FILE).write_bytes(wanted)
+            fulfil(folder)
+            drawn = folder / _DRAWN
+            drawn.mkdir()
+            for path in folder.iterdir():
+                if path.name not in logged and path != drawn:
+                    path.rename(drawn / path.name)
+            self.tracker.log_artifacts(drawn)
+        except Exception as exc:
+            with contextlib.suppress(OSError):
+                sys.stderr.write(
+                    f"rnnlab: the figures of MLflow run {self.tracker.run_id} were not recorded"
+                    f" ({type(exc).__name__}: {exc}); the run keeps gradient_flow.npz, from "
+                    "which `rnnlab report` draws them\n"
+                )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _end_with(self, tracker: Any, status: str) -> None:
         """After an error: still try to end the run, then say the helper is done."""
@@ -297,6 +340,9 @@ class _Helper:
             return
         with contextlib.suppress(Exception):  # the buffered writes failed: end it anyway
             tracker.client.set_terminated(tracker.run_id, status="KILLED")
+
+
+_DRAWN = ".drawn"  # inside a logged folder: its PNGs, drawn after the end, logged at the root
 
 
 def _exists(uri: str) -> bool:
@@ -343,7 +389,13 @@ def helper_main() -> None:
         except OSError:  # the main process is gone mid-answer
             helper.abandoned()
             break
+    # the run has ended and the main process has its answer: it returns now, and the PNGs
+    # follow on their own, within the tracking timeout (SIGALRM ends a hung upload)
+    for conn in (inbox, answers):
+        conn.close()
+    signal.alarm(max(1, round(float(os.environ.get("RNNLAB_TRACKING_TIMEOUT") or TIMEOUT_S))))
+    helper.draw_figures()
     # everything is written (sqlite commits, HTTP calls returned): skip the interpreter's
-    # teardown of MLflow, SQLAlchemy and matplotlib, 1.7 s that the main process would wait for
+    # teardown of MLflow, SQLAlchemy and matplotlib (1.7 s)
     sys.stderr.flush()
     os._exit(0)

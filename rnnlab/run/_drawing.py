@@ -4,8 +4,8 @@
 says it draws them itself (``draws_figures``), leaves an order (:data:`ORDER_FILE`: the title)
 beside ``gradient_flow.npz``, and whoever logs the folder fulfils it first (:func:`fulfil`):
 
-* ``rnnlab run``: the MLflow helper process (rnnlab.run._background), which imported matplotlib
-  while the run trained, so the main process only waits for the drawing itself;
+* ``rnnlab run``: the MLflow helper process (rnnlab.run._background), after the run has ended
+  and the main process has returned: the PNGs follow into the ended run;
 * a sweep: the coordinator hands the folder to a :class:`Drawer` process and logs it when the
   PNGs are there, so neither the slot nor the coordinator's message loop waits for matplotlib
   (docs/performance.md: the PNGs were 4.6% of a sweep trial, the goal for all tracking is 2%).
