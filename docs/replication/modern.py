@@ -209,8 +209,9 @@ def checks(
         short = _short(lem, seeds)
         out.append(
             Check(
-                f"LEM solves {task} (val MSE < {SOLVED} on every seed; the paper: T=10000)"
-                + (f": {short}" if short else ""),
+                f"LEM solves {task} (val MSE < {SOLVED} on every seed; the paper: T=10000): "
+                + (f"{short}, " if short else "")
+                + f"val MSE {seeds_text(lem, lambda t: t.loss)}",
                 not short and all(t.loss < SOLVED for t in lem),
             )
         )
@@ -320,12 +321,27 @@ def modern_notes(sweeps: list[Sweep], result: Result) -> list[str]:
     plan, _ = plan_of(sweeps)
     groups = _groups(sweeps)
     adding = sorted((t for t in plan if t.startswith("adding")), key=lambda t: int(t[9:]))
+    notes = [
+        f"Only {len(s.trials)} of the {s.total} trials of this profile have finished (the sweep "
+        "was stopped, or is still running; `rnnlab sweep` of the same file in the same folder "
+        "resumes it): the arms marked 'not run' and the criteria that name them wait for the rest."
+        for s in sweeps
+        if len(s.trials) < s.total
+    ]
+    for task in (t for t in plan if t.startswith("permuted")):
+        scores = {c: _accuracy(ts) for c, ts in groups.get(task, {}).items() if _done(ts)}
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+        if ranked:
+            notes.append(
+                f"{task[0].upper() + task[1:]}, mean val accuracy over the completed seeds, best "
+                "first: " + ", ".join(f"{c} {v:.1f}%" for c, v in ranked) + " (chance: 10%)."
+            )
     ran = groups.get(adding[-1], {}) if adding else {}
     firsts = {c: [t.first_ratio for t in ts if t.first_ratio is not None] for c, ts in ran.items()}
     ratios = ", ".join(f"{c} {mean(v):.1f}" for c, v in firsts.items() if v)
     if not ratios:
-        return []
-    return [
+        return notes
+    return notes + [
         f"The gradient that reaches step 1 at initialisation, {adding[-1]} (log10 ||dL/dh_1|| / "
         f"||dL/dh_T||, mean over seeds): {ratios}. This is what each cell's construction "
         "promises (orthogonal, oscillator, stable-by-construction, linear); whether training "

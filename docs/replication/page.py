@@ -4,6 +4,8 @@ the cost of the sweeps, and :func:`build_page`, which puts the findings' section
 
 from __future__ import annotations
 
+import math
+
 from replication import (
     adding,
     clipping,
@@ -139,13 +141,14 @@ def timing(sweeps: dict[str, Sweep | None]) -> str:
             rows.append([f"`{stem}.yaml`", "not run", "-", "-"])
             continue
         total += s.seconds
-        wall += s.wall
+        ended = math.isfinite(s.wall)  # a sweep stopped with Ctrl-C leaves its parent run open
+        wall += s.wall if ended else 0.0
         rows.append(
             [
                 f"`{stem}.yaml`",
                 f"{len(s.trials)} of {s.total}",
                 f"{s.seconds / 60:.1f}",
-                f"{s.wall / 60:.1f}",
+                f"{s.wall / 60:.1f}" if ended else "- (stopped; not recorded)",
             ]
         )
     rows.append(["all", "", f"{total / 60:.1f}", f"{wall / 60:.1f}"])
