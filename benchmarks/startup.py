@@ -73,7 +73,7 @@ def heavy_imports(*args: str) -> list[str]:
 def run(quick: bool = False) -> dict[str, Any]:
     """Time the four commands (and bare Python), interleaved."""
     share, started = CpuShare(), time.perf_counter()
-    reps = 2 if quick else 9
+    reps = 1 if quick else 9  # quick: the smoke test of the suite (tests/test_benchmarks.py)
     commands = {
         "rnnlab --help": [script("rnnlab"), "--help"],
         "rnnlab plugins": [script("rnnlab"), "plugins"],

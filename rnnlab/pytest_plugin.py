@@ -6,7 +6,10 @@ Fixtures:
     rnnlab_registry: ``rnnlab_registry(kind, name, cls)`` -> a registry of the installed plugins
         plus ``cls`` registered as ``name`` for this test only (nothing global changes).
     rnnlab_mlflow: a real, empty MLflow sqlite store in the test's folder, set as
-        MLFLOW_TRACKING_URI; the fixture's value is its URI.
+        MLFLOW_TRACKING_URI; the fixture's value is its URI. The store is a copy of
+        ``rnnlab_mlflow_template``, so MLflow's migrations (seconds) run once per session.
+    rnnlab_mlflow_template: (session) the path of an empty sqlite store MLflow has migrated, to
+        copy (never to write: tests share it).
     rnnlab_sweep: ``rnnlab_sweep(yaml_text, *args)`` runs ``rnnlab sweep`` on that text in the
         test's folder (real worker processes; only installed plugins reach the workers) and
         returns the click result; the study and runs stay in that folder.
@@ -19,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,8 +40,20 @@ def rnnlab_registry() -> Callable[[str, str, type], Any]:
     return make
 
 
+@pytest.fixture(scope="session")
+def rnnlab_mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("rnnlab-mlflow") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)  # creates and migrates
+    return path
+
+
 @pytest.fixture
-def rnnlab_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def rnnlab_mlflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rnnlab_mlflow_template: Path
+) -> str:
+    shutil.copy(rnnlab_mlflow_template, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

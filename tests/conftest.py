@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable
@@ -128,14 +129,26 @@ def register_cells(register):
 
 
 @pytest.fixture
-def sweep_env(fake_dist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def sweep_env(
+    fake_dist,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    rnnlab_mlflow_template: Path,
+) -> dict[str, str]:
     """A folder with the faulty-cell plugin installed, MLflow's store and the journal in it.
+
+    The store is a copy of an empty, migrated one (rnnlab's ``rnnlab_mlflow_template``: MLflow's
+    migrations take seconds, once per session); a test marked ``no_store`` starts without one
+    (it checks that nothing, the store included, is created).
 
     No GPU is visible (``CUDA_VISIBLE_DEVICES=""``, here and in the subprocesses ``env`` is for):
     these tests assert CPU slots (``cpu 0``) and ``rnnlab.device`` ``cpu``, which ``device: auto``
     and ``workers: auto`` would not give on a GPU machine."""
     site = fake_dist("rnnlab-faulty", {"faulty": "faulty_plugin"}, {"faulty_plugin": FAULTY})
     monkeypatch.chdir(tmp_path)
+    if request.node.get_closest_marker("no_store") is None:
+        shutil.copy(rnnlab_mlflow_template, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")

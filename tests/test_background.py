@@ -26,19 +26,10 @@ from tests.conftest import TINY
 LONG = TINY.replace("steps: 6,", "steps: 100000,")  # runs until the test signals it
 
 
-@pytest.fixture(scope="session")
-def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty sqlite store with MLflow's migrations done once (~4 s), copied per test."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
-    return path
-
-
 @pytest.fixture
-def store(migrated_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    shutil.copy(migrated_store, tmp_path / "mlflow.db")
+def store(rnnlab_mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty store, migrated once per session (rnnlab's pytest plugin), copied per test."""
+    shutil.copy(rnnlab_mlflow_template, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

@@ -14,6 +14,7 @@ import importlib.metadata
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,7 +94,10 @@ def test_rnnlab_plugins_discovers_the_installed_package(plugin_path: str, tmp_pa
     assert "rnnlab" in rows  # the built-ins load beside it
 
 
-def test_a_sweep_uses_its_cell_task_and_remedy(plugin_path: str, tmp_path: Path) -> None:
+def test_a_sweep_uses_its_cell_task_and_remedy(
+    plugin_path: str, tmp_path: Path, rnnlab_mlflow_template: Path
+) -> None:
+    shutil.copy(rnnlab_mlflow_template, tmp_path / "mlflow.db")  # migrated once per session
     (tmp_path / "example.yaml").write_text(SWEEP)
     result = rnnlab(plugin_path, "sweep", "example.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -27,16 +27,26 @@ name: {name}
 seed: 0
 dataset: {{name: adding, seq_len: 8, val_size: 32}}
 cell: {{name: faulty, hidden_size: 4}}
-train: {{steps: {steps}, batch_size: 8, lr: 0.01, eval_every: 4, probe_every: 4, log_every: 2}}
+train: {{steps: {steps}, batch_size: 8, lr: 0.01, eval_every: 4, probe_every: 4, log_every: 2
+  {extra}}}
 sweep:
 {sweep}
 """
+LEAN = ", plots: false, dynamics_every: 0"  # after log_every
+"""What the sweep-machinery tests leave out (:func:`lean`): figures and spectra are per-trial
+work that test_grid_with_two_workers_runs_every_point_once (and the run and report tests) cover."""
 
 
-def write(tmp_path: Path, sweep: str, name: str = "sw", steps: int = 8) -> Path:
+def write(tmp_path: Path, sweep: str, name: str = "sw", steps: int = 8, extra: str = "") -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(BASE.format(name=name, steps=steps, sweep=textwrap.indent(sweep, "  ")))
+    text = BASE.format(name=name, steps=steps, extra=extra, sweep=textwrap.indent(sweep, "  "))
+    path.write_text(text)
     return path
+
+
+def lean(tmp_path: Path, sweep: str, name: str = "sw", steps: int = 8) -> Path:
+    """:func:`write` without the figures and the spectra (the machinery's tests)."""
+    return write(tmp_path, sweep, name, steps, extra=LEAN)
 
 
 def trials(tmp_path: Path, study: str) -> list[optuna.trial.FrozenTrial]:
@@ -94,7 +104,7 @@ def test_grid_with_two_workers_runs_every_point_once(sweep_env, tmp_path) -> Non
 
 
 def test_faults_are_recorded_and_the_sweep_goes_on(sweep_env, tmp_path) -> None:
-    path = write(
+    path = lean(
         tmp_path,
         "workers: 2\nspace:\n  cell.fault: [none, raise, abort, nan]\n  cell.after: [30]\n",
         steps=8,
@@ -128,7 +138,7 @@ def test_faults_are_recorded_and_the_sweep_goes_on(sweep_env, tmp_path) -> None:
 def test_a_killed_workers_trial_runs_again_until_its_retries_are_spent(sweep_env, tmp_path):
     """SIGKILL of a worker mid-trial (the OOM killer, a lost process) is not the trial's fault:
     the attempt's run ends stopped/KILLED and the trial runs again, sweep.kill_retries times."""
-    path = write(
+    path = lean(
         tmp_path,
         "workers: 1\nkill_retries: 1\nspace:\n  cell.fault: [kill_once, kill]\n  cell.after: [2]\n",
     )
@@ -151,7 +161,7 @@ def test_a_killed_workers_trial_runs_again_until_its_retries_are_spent(sweep_env
 
 
 def test_incompatible_points_are_recorded_without_training(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "workers: 1\nspace:\n  cell.name: [rnn, lstm]\n  remedies: [[relu]]\n")
+    path = lean(tmp_path, "workers: 1\nspace:\n  cell.name: [rnn, lstm]\n  remedies: [[relu]]\n")
     result = CliRunner().invoke(cli, ["sweep", str(path)])
     assert result.exit_code == 0, result.output
     done = {t.params["cell.name"]: t for t in assert_exactly_once(tmp_path, "sw", 2)}
@@ -163,8 +173,9 @@ def test_incompatible_points_are_recorded_without_training(sweep_env, tmp_path) 
     assert "identity_init" in lstm.data.tags["rnnlab.reason"]
 
 
+@pytest.mark.no_store
 def test_dry_run_prints_the_plan_and_creates_nothing(sweep_env, tmp_path) -> None:
-    path = write(
+    path = lean(
         tmp_path, "seeds: [0, 1]\nspace:\n  cell.name: [rnn, lstm]\n  remedies: [[], [relu]]\n"
     )
     result = CliRunner().invoke(cli, ["sweep", str(path), "--dry-run", "--workers", "3"])
@@ -187,10 +198,11 @@ def test_dry_run_prints_the_plan_and_creates_nothing(sweep_env, tmp_path) -> Non
     ],
     ids=["range-in-grid", "unknown-key", "unknown-plugin", "no-trials", "typo", "objective"],
 )
+@pytest.mark.no_store
 def test_bad_sweep_files_exit_2_before_anything_starts(
     sweep_env, tmp_path, sweep, expected
 ) -> None:
-    path = write(tmp_path, sweep)
+    path = lean(tmp_path, sweep)
     result = CliRunner().invoke(cli, ["sweep", str(path)])
     assert result.exit_code == 2, result.output
     assert expected in result.output
@@ -200,7 +212,7 @@ def test_bad_sweep_files_exit_2_before_anything_starts(
 
 
 def test_a_changed_file_is_refused_unless_fresh(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "workers: 1\nspace:\n  train.lr: [0.01]\n", steps=4)
+    path = lean(tmp_path, "workers: 1\nspace:\n  train.lr: [0.01]\n", steps=4)
     assert CliRunner().invoke(cli, ["sweep", str(path)]).exit_code == 0
     path.write_text(path.read_text().replace("lr: [0.01]", "lr: [0.02]"))
     refused = CliRunner().invoke(cli, ["sweep", str(path)])
@@ -213,7 +225,7 @@ def test_a_changed_file_is_refused_unless_fresh(sweep_env, tmp_path) -> None:
 
 
 def test_median_pruner_stops_a_hopeless_trial(sweep_env, tmp_path) -> None:
-    path = write(
+    path = lean(
         tmp_path,
         "workers: 1\npruner: median\nseeds: [0, 1]\nspace:\n  train.lr: [0.05, 0.000001]\n",
         steps=16,
@@ -253,7 +265,7 @@ def _wait_for(tmp_path: Path, study: str, finished: int, timeout: float = 120) -
 
 
 def test_sigkill_mid_trial_then_rerun_completes_exactly_once(sweep_env, tmp_path) -> None:
-    path = write(
+    path = lean(
         tmp_path,
         "workers: 2\nseeds: [0, 1, 2]\nspace:\n  cell.fault: [slow]\n  train.lr: [0.01, 0.02]\n",
         steps=40,
@@ -310,7 +322,7 @@ main()
 
 
 def test_a_run_created_just_before_the_kill_is_closed_by_the_rerun(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "workers: 1\nseeds: [0, 1]\n")
+    path = lean(tmp_path, "workers: 1\nseeds: [0, 1]\n")
     dying = subprocess.run(
         [sys.executable, "-c", DIE_BEFORE_NOTING_THE_RUN, "sweep", str(path)],
         cwd=tmp_path,
@@ -332,7 +344,7 @@ def test_a_run_created_just_before_the_kill_is_closed_by_the_rerun(sweep_env, tm
 
 
 def test_ctrl_c_stops_cleanly_and_a_sampler_reaches_its_total(sweep_env, tmp_path) -> None:
-    path = write(
+    path = lean(
         tmp_path,
         "sampler: random\ntrials: 3\nseeds: [0, 1]\nworkers: 2\n"
         "space:\n  cell.fault: [slow]\n  train.lr: {low: 0.001, high: 0.1, log: true}\n",
@@ -386,7 +398,7 @@ def test_slots_one_per_gpu_or_dividing_the_cores(monkeypatch) -> None:
 
 
 def test_four_workers_share_one_store_without_losing_anything(sweep_env, tmp_path) -> None:
-    path = write(
+    path = lean(
         tmp_path, "workers: 4\nseeds: [0, 1, 2, 3]\nspace:\n  train.lr: [0.01, 0.02]\n", steps=12
     )
     result = CliRunner().invoke(cli, ["sweep", str(path)])
@@ -407,7 +419,7 @@ def test_four_workers_share_one_store_without_losing_anything(sweep_env, tmp_pat
 
 
 def test_storage_url_and_overrides(sweep_env, tmp_path) -> None:
-    path = write(tmp_path, "workers: 1\nspace:\n  train.lr: [0.01, 0.02]\n", steps=40)
+    path = lean(tmp_path, "workers: 1\nspace:\n  train.lr: [0.01, 0.02]\n", steps=40)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     result = CliRunner().invoke(
         cli,

@@ -4,6 +4,7 @@ promises (issue 17), and the documented MLflow query finds them in a real store.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ sweep:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def store(tmp_path_factory: pytest.TempPathFactory, rnnlab_mlflow_template: Path) -> dict[str, Any]:
     """One real sweep (real worker, journal, MLflow sqlite store) with a completed trial, an
     incompatible point and a trial whose set-up fails in the worker."""
     folder = tmp_path_factory.mktemp("tagged")
@@ -63,6 +64,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (info / "entry_points.txt").write_text("[rnnlab]\nfragile = fragile_plugin\n")
     path = folder / "tagged.yaml"
     path.write_text(SWEEP)
+    shutil.copy(rnnlab_mlflow_template, folder / "mlflow.db")  # migrated once per session
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(site))  # the workers (spawn) get the coordinator's sys.path

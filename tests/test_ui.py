@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -96,11 +97,13 @@ def _processes_mentioning(text: str) -> dict[int, int]:
     return found
 
 
-def _make_store(folder: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """A real sqlite store with one experiment and one run (a metric and an artifact)."""
+def _make_store(folder: Path, monkeypatch: pytest.MonkeyPatch, template: Path) -> tuple[str, str]:
+    """A real sqlite store (a copy of the session's migrated ``template``) with one experiment
+    and one run (a metric and an artifact)."""
     from mlflow import MlflowClient
 
     monkeypatch.chdir(folder)  # artifacts go where MLflow puts them by default, under here
+    shutil.copy(template, folder / "mlflow.db")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("ui-sweep")
@@ -127,9 +130,9 @@ def _fake_dashboard(folder: Path) -> Path:
 
 
 def test_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rnnlab_mlflow_template: Path
 ) -> None:
-    uri, run_id = _make_store(tmp_path, monkeypatch)
+    uri, run_id = _make_store(tmp_path, monkeypatch, rnnlab_mlflow_template)
     journal = tmp_path / "rnnlab-optuna.journal"
     journal.touch()
     site = _fake_dashboard(tmp_path)
