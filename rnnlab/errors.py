@@ -49,3 +49,9 @@ class StorageError(RnnlabError):
 class ArtifactError(RnnlabError):
     """An MLflow artifact location could not be written (full, read-only, not a folder); the
     message names the run, the path and the fix."""
+
+
+class TrackingError(StorageError):
+    """The MLflow tracking server could not be reached through MLflow's own retries (a store
+    that is away, like an unreachable Optuna database); the message names the server, the run
+    and what to check."""

@@ -269,3 +269,45 @@ def test_figures_drawn_in_processes_equal_those_drawn_in_turn_and_are_kept(
     assert inputs_digest(data) != before
     report.draw(data, tmp_path / "forked", processes=2)
     assert all(p.stat().st_mtime_ns != drawn[p.name] for p in forked)
+
+
+KILLED_ONCE = """\
+name: killed
+dataset: {name: adding, seq_len: 6, val_size: 16}
+cell: {name: faulty, hidden_size: 4}
+train: {steps: 4, batch_size: 4, eval_every: 2, probe_every: 2, log_every: 1, plots: false,
+        dynamics_every: 0}
+sweep:
+  workers: 1
+  seeds: [0]
+  space:
+    cell.fault: [kill_once, none]
+    cell.after: [2]
+"""
+
+
+def test_an_attempt_that_ran_again_is_stopped_not_running(sweep_env, tmp_path: Path) -> None:
+    """Issue 21: a worker killed once mid-trial leaves an Optuna FAIL trial without an outcome
+    (its key ran again as another trial); after the sweep it is ``stopped``, never ``running``,
+    and ``rnnlab runs`` and the report's queued-or-running count say the same."""
+    import optuna
+
+    from rnnlab.sweep import storage_for, unfinished
+
+    (tmp_path / "killed.yaml").write_text(KILLED_ONCE)
+    done = CliRunner().invoke(cli, ["sweep", "killed.yaml"])
+    assert done.exit_code == 0, done.output
+    storage = str(tmp_path / "rnnlab-optuna.journal")
+    df = rnnlab.results("killed.yaml", storage=storage)
+    assert sorted(df.outcome) == ["completed", "completed", "stopped"], df
+    stopped = df[df.outcome == "stopped"].iloc[0]
+    assert stopped["cell.fault"] == "kill_once" and math.isnan(stopped.objective)
+    again = df[(df["cell.fault"] == "kill_once") & (df.outcome == "completed")]
+    assert len(again) == 1 and again.trial.iloc[0] > stopped.trial  # the key's second attempt
+    run = MlflowClient(sweep_env["MLFLOW_TRACKING_URI"]).get_run(str(stopped.run_id))
+    assert run.data.tags["rnnlab.outcome"] == "stopped"  # its MLflow run says the same
+    study = optuna.load_study(study_name="killed", storage=storage_for(storage))
+    assert unfinished(study) == 0 == df.outcome.isin(["running", "queued"]).sum()
+    listed = CliRunner().invoke(cli, ["runs", "killed"])
+    assert listed.exit_code == 0, listed.output
+    assert "completed 2, stopped 1" in listed.output and "running" not in listed.output

@@ -122,7 +122,8 @@ def frame(read: SweepRecords) -> pd.DataFrame:
 def results(
     sweep: str | Path, *, storage: str | None = None, tracking_uri: str | None = None
 ) -> pd.DataFrame:
-    """A sweep's trials as a pandas DataFrame, one row per trial (finished, running or queued).
+    """A sweep's trials as a pandas DataFrame, one row per trial (finished, stopped, running or
+    queued).
 
     Args:
         sweep: the sweep file, or the sweep's name (its newest study: ``NAME``, ``NAME#2`` after
@@ -133,8 +134,10 @@ def results(
     Columns: ``trial`` (Optuna's number), ``key`` (configuration and seed), one column per
     setting of the sweep's space (``cell``, ``remedies``, ``dataset.seq_len``, ...: a listed
     scalar as it is, anything else as the outcome table's label), ``seed``, ``outcome``
-    (``completed``, ``pruned``, ``diverged``, ``failed``, ``incompatible``, or ``running`` /
-    ``queued`` while unfinished), ``objective`` (the final objective of a completed trial, else
+    (``completed``, ``pruned``, ``diverged``, ``failed``, ``incompatible``; ``running`` /
+    ``queued`` while Optuna has it RUNNING / WAITING; ``stopped`` for an attempt that ended
+    without an outcome, whose key runs again as another trial: docs/notebook.md),
+    ``objective`` (the final objective of a completed trial, else
     NaN), every final metric its run logged (``val/loss``, ``test/...``, ``grad/...``,
     ``dyn/...``: NaN where a run has none), ``run_id``, ``seconds`` (the run's wall time),
     ``device`` and ``host``.

@@ -9,7 +9,10 @@ runs them again) and leaves nothing RUNNING.
 An artifact location that cannot be written (a full disk; rnnlab.errors.ArtifactError) while a
 trial's run records its files fails that attempt (MLflow FAILED with the reason, Optuna FAIL
 without an outcome, so the trial runs again) and stops the sweep like Ctrl-C, with the error's
-message: every later trial would fail the same way (docs/distributed.md).
+message: every later trial would fail the same way (docs/distributed.md). A tracking server
+that stays away through MLflow's retries (rnnlab.errors.TrackingError) stops it the same way,
+without writing to MLflow: the running trials are failed in Optuna without an outcome (they run
+again), their runs and the parent are left to the next ``rnnlab sweep``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab._names import FAILED, INCOMPATIBLE, MESSAGE, OUTCOME, RUN_ID, STOPPED, TAG_REASON
-from rnnlab.errors import ArtifactError
+from rnnlab.errors import ArtifactError, TrackingError
 from rnnlab.run import MlflowTracker
 from rnnlab.sweep import _parentrun as parentrun
 from rnnlab.sweep import _trialruns as trialruns
@@ -180,7 +183,7 @@ class Sweep:
             if t.value is not None:
                 self._best(t.value, f"trial {t.number}")
         scratch = scratch_folder()  # the workers' fault files and artifact copies
-        stopping = False
+        stopping = away = False
         try:
             while True:
                 self._stop_if_asked()
@@ -201,6 +204,9 @@ class Sweep:
                 f"sweep {self.study.name!r} stopped: {self.state.done} of {self.state.total} "
                 "trials done. Run the same command again to resume."
             ) from None
+        except TrackingError as exc:  # MLflow is away: stop without writing to it
+            stopping = away = True
+            raise TrackingError(f"{exc}\n{self._abandon(exc)}") from exc
         except ArtifactError as exc:  # the location broke mid-sweep: stop, as Ctrl-C does
             stopping = True
             others = len(self.state.active)
@@ -214,6 +220,8 @@ class Sweep:
             for worker in self.workers.values():
                 worker.stop()
             quick = self.interrupted or stopping
+            if away:  # each upload would wait through MLflow's retries again
+                self.figures.abandon()
             self.figures.drain(5.0 if quick else None)  # log the last folders
             shutil.rmtree(scratch, ignore_errors=True)
             for problem in self.figures.problems:
@@ -366,6 +374,28 @@ class Sweep:
             "`rnnlab sweep`."
         )
 
+    def _abandon(self, exc: TrackingError) -> str:
+        """Stop every running trial without MLflow (it cannot be reached): each is failed in
+        Optuna without an outcome, so it runs again; what MLflow holds of the attempts stays as
+        it was (their runs RUNNING: nothing can end them while the server is away). Returns the
+        sweep's part of the message."""
+        stopped = []
+        why = f"{exc}".splitlines()[0][:500]
+        for index, active in list(self.state.active.items()):
+            self.workers[index].kill()
+            self.study.note(active.task, MESSAGE, f"the sweep stopped: {why}"[:500])
+            self.study.stop(active.task)
+            stopped.append(f"trial {active.task.trial.number} ({active.label})")
+        self.state.active.clear()
+        self.study.stop_claimed()
+        also = f"; stopped, and run again on the next `rnnlab sweep`: {', '.join(stopped)}"
+        return (
+            f"sweep {self.study.name!r} stopped: {self.state.done} of {self.state.total} trials "
+            f"done{also if stopped else ''}. MLflow could not be told: the attempts' runs stay "
+            "RUNNING there (the next attempts get runs of their own), the sweep's parent run "
+            "until the next `rnnlab sweep` reopens it."
+        )
+
     def _start_bare_run(self, active: Active, slot: Slot | None) -> None:
         trialruns.start_bare_run(
             active.tracker,
@@ -407,8 +437,8 @@ class Sweep:
             self.study.stop(active.task)
         self.state.active.clear()
         self.study.stop_claimed()  # a trial asked for but not yet handed to a slot
-        if not self.study.unfinished_elsewhere():  # other machines still run the sweep
-            self.parent.finish(status)
+        if not self.study.unfinished_elsewhere(queued=False):  # others still run the sweep
+            self.parent.finish(status)  # the queued trials wait for the next start
 
     def _check_others(self) -> None:
         """Every few seconds: fail and re-queue the trials of dead coordinators, and take the

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rnnlab.errors import ArtifactError
+from rnnlab.errors import ArtifactError, StorageError
 from rnnlab.run import ORDER_FILE, Drawer
 
 if TYPE_CHECKING:
@@ -116,6 +116,13 @@ class PendingFigures:
             self._done(folder)
         self.drawer.close()
 
+    def abandon(self) -> None:
+        """Forget the pending folders without logging their PNGs (the tracking server is away:
+        each upload would wait through MLflow's retries); the drawer is stopped by :meth:`drain`."""
+        for folder in list(self.pending):
+            del self.pending[folder]
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _done(self, folder: Path) -> None:
         """Log the folder's new files (its PNGs) into the run and delete the folder; a PNG that
         cannot be written is a problem (the run has the arrays it was drawn from)."""
@@ -129,7 +136,7 @@ class PendingFigures:
                 for path in new:
                     path.rename(drawn / path.name)
                 entry.tracker.log_artifacts(drawn)
-        except (ArtifactError, OSError) as exc:
+        except (ArtifactError, StorageError, OSError) as exc:  # StorageError: TrackingError
             what = str(exc).split(". ")[0]  # what could not be written where, without the fix
             self.problems.append(
                 f"{entry.label}: its figures were not recorded ({what}); its run keeps "

@@ -19,6 +19,7 @@ from rnnlab._names import (
     RUN_ID,
     RUNNING,
     SEED,
+    STOPPED,
     TARGET_RATIO_ATTR,
 )
 from rnnlab.sweep._plan import Range, SweepPlan, encode, label, objective_value
@@ -31,8 +32,11 @@ class TrialRecord:
     ``labels``: each listed (categorical) setting's label, as the outcome table shows it, ``?``
     for a value the space does not list; ``values``: every space key's value (a listed scalar as
     it is, anything else as its label, a range's number as drawn). ``outcome`` is the trial's
-    recorded outcome, or ``running`` / ``queued`` while it has none; ``objective`` its final
-    objective when it completed with a finite value, else None."""
+    recorded outcome; without one, ``queued`` (Optuna WAITING), ``running`` (RUNNING) or
+    ``stopped``: an attempt that ended without an outcome (Optuna FAIL: Ctrl-C, a killed worker
+    or coordinator, a duplicate, an artifact location that failed), whose key runs again as a
+    trial of its own; ``objective`` its final objective when it completed with a finite value,
+    else None."""
 
     number: int
     key: str | None
@@ -75,8 +79,12 @@ def trial_record(plan: SweepPlan, trial: FrozenTrial) -> TrialRecord:
     finished = OUTCOME in trial.user_attrs
     if finished:
         outcome = str(trial.user_attrs[OUTCOME])
-    else:
-        outcome = QUEUED if trial.state == TrialState.WAITING else RUNNING
+    elif trial.state == TrialState.WAITING:
+        outcome = QUEUED
+    elif trial.state == TrialState.RUNNING:
+        outcome = RUNNING
+    else:  # ended without an outcome: an attempt whose key runs (or ran) again
+        outcome = STOPPED
     seed = trial.user_attrs.get(SEED)
     run_id = trial.user_attrs.get(RUN_ID)
     return TrialRecord(

@@ -201,12 +201,13 @@ class SweepStudy:
             self.to_sample = max(0, int(section.trials or 0) - len(configs))
         return stale
 
-    def unfinished_elsewhere(self) -> bool:
+    def unfinished_elsewhere(self, queued: bool = True) -> bool:
         """Whether other coordinators still have work this one may have to take over: queued
-        trials, or running ones whose death this process would notice (by heartbeat, or by
+        trials (unless ``queued`` is False: a stopping coordinator asks whether another still
+        runs), or running ones whose death this process would notice (by heartbeat, or by
         process id on this host). With neither, a trial of another host is its own affair."""
         me = owner_id()
-        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if queued and self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return True
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = str(t.user_attrs.get(OWNER, ""))
