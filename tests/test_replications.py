@@ -24,7 +24,8 @@ the clipped runs moved their weights (a clip that zeroes the update never diverg
 About 2.5 minutes on an idle 2-core machine (measured; longer on a busy one), most of it the
 adding sweep's three LSTM runs. Fast tests (not marked slow) check that every profile is a valid
 sweep, the copy baseline's formula, the pure pieces of the real-data section (docs/replication/),
-and that the page before issue 14 is quoted as its commit printed it.
+the modern cells' reading of planned and missing seeds (synthetic sweeps), and that the page
+before issue 14 is quoted as its commit printed it.
 """
 
 from __future__ import annotations
@@ -256,3 +257,167 @@ def test_the_criteria_that_moved_since_issue_14_are_named(previous) -> None:
     assert "the same criteria are met (4 of 5)" in same
     assert previous.changes("a finding added later", [], []) == ""
     assert previous.verdict_then("a finding added later") == "-"
+
+
+# --- finding 8 (docs/replication/modern.py): planned arms, missing seeds --------------------------
+
+MODERN_SPACE = {
+    "dataset": [
+        "adding[seq_len=200,val_size=256,test_size=256]",
+        "adding[seq_len=1000,val_size=256,test_size=256]",
+        "digits[mode=pixel,permute=True]",
+    ],
+    "cell": ["lstm", "cornn", "lem"],
+}
+
+
+@pytest.fixture(scope="module")
+def modern(results: types.ModuleType) -> types.ModuleType:
+    """docs/replication/modern.py: the modern cells (finding 8)."""
+    return importlib.import_module("replication.modern")
+
+
+def modern_trial(
+    results: types.ModuleType,
+    task: str,
+    cell: str,
+    seed: int,
+    value: float,
+) -> Any:
+    """A finished trial as the reader returns it: ``task`` is ``adding T=200``, ``adding
+    T=1000`` or ``digits``; ``value`` its val MSE (adding) or val accuracy (digits)."""
+    params = {"dataset.name": task.split()[0], "cell.name": cell}
+    if task.startswith("adding"):
+        params["dataset.seq_len"] = task.split("T=")[1]
+        metrics = {"val/loss": value}
+    else:
+        params["dataset.permute"] = "True"
+        metrics = {"val/loss": 1.0, "val/accuracy": value}
+    metrics["grad/log10_ratio"] = -1.0
+    return results.Trial({}, seed, "completed", metrics, None, -1.0, 1.0, params=params)
+
+
+def modern_sweep(results: types.ModuleType, trials: list[Any], **space: list[str]) -> Any:
+    """The modern profile's sweep, 3 seeds per arm, with ``trials`` finished."""
+    config = {
+        "dataset": {"name": "adding", "seq_len": 100, "val_size": 256, "test_size": 256},
+        "cell": {"name": "rnn", "hidden_size": 32},
+    }
+    grid = {**MODERN_SPACE, **space}
+    total = 3 * len(grid["dataset"]) * len(grid["cell"])
+    return results.Sweep("replication-modern", config, [0, 1, 2], grid, trials, total)
+
+
+def modern_result(modern: types.ModuleType, monkeypatch, sweep: Any) -> Any:
+    """What the finding reports for ``sweep``, without drawing its figure."""
+    monkeypatch.setattr(modern, "_figure", lambda arms, groups, name: name)
+    return modern.modern([sweep], "modern.png")
+
+
+def modern_check(result: Any, start: str) -> Any:
+    found = [c for c in result.checks if c.text.startswith(start)]
+    assert len(found) == 1, (start, [c.text for c in result.checks])
+    return found[0]
+
+
+def modern_row(result: Any, task: str, cell: str) -> str:
+    rows = [r for r in result.table.splitlines() if r.startswith(f"| {task} | {cell} |")]
+    assert len(rows) == 1, f"{task}, {cell}: no single row in\n{result.table}"
+    return rows[0]
+
+
+def test_modern_complete_sweep_verdicts_follow_the_numbers(results, modern, monkeypatch) -> None:
+    """Every arm complete: LEM's val MSE below 0.05 on each seed at T=1000 meets its claim,
+    coRNN's mean accuracy above the LSTM's (50.7% vs 50%) meets its claim, and LEM's 49%
+    against the LSTM's 50% does not."""
+    space = dict(dataset=MODERN_SPACE["dataset"][1:], cell=["lstm", "cornn", "lem"])
+    trials = [
+        modern_trial(results, "adding T=1000", "lem", s, v)
+        for s, v in enumerate([0.01, 0.02, 0.049])
+    ]
+    trials += [
+        modern_trial(results, "adding T=1000", c, s, 0.17)
+        for c in ("lstm", "cornn")
+        for s in range(3)
+    ]
+    accuracy = {"lstm": [0.5, 0.5, 0.5], "cornn": [0.5, 0.52, 0.5], "lem": [0.45, 0.5, 0.52]}
+    trials += [
+        modern_trial(results, "digits", c, s, v)
+        for c, vs in accuracy.items()
+        for s, v in enumerate(vs)
+    ]
+    result = modern_result(modern, monkeypatch, modern_sweep(results, trials, **space))
+    lem = modern_check(result, "LEM solves adding T=1000")
+    assert lem.passed and "s0 0.01, s1 0.02, s2 0.049" in lem.text and "of 3" not in lem.text
+    cornn = modern_check(result, "coRNN beats the LSTM on permuted digits")
+    assert cornn.passed and "50.7% vs 50.0%" in cornn.text
+    beats = modern_check(result, "LEM beats the LSTM on permuted digits")
+    assert not beats.passed and "49.0% vs 50.0%" in beats.text
+    assert len(result.checks) == 3 and result.verdict == "partly reproduced"
+    assert "not run" not in result.table and "seeds ran" not in result.table
+    assert "| solved |" in modern_row(result, "adding T=1000", "LEM")
+    assert "| not solved |" in modern_row(result, "adding T=1000", "LSTM")
+
+
+def test_modern_arm_short_of_its_seeds_fails_its_claim(results, modern, monkeypatch) -> None:
+    """LEM solves T=1000 on the 2 seeds that ran and beats the LSTM, which completed 2 of its 3
+    digits seeds: numbers that would meet both claims, judged on 2 of 3 planned seeds, meet
+    neither, and the texts say how many completed."""
+    space = dict(dataset=MODERN_SPACE["dataset"][1:], cell=["lstm", "lem"])
+    trials = [modern_trial(results, "adding T=1000", "lem", s, 0.01) for s in range(2)]
+    trials += [modern_trial(results, "adding T=1000", "lstm", s, 0.17) for s in range(3)]
+    trials += [modern_trial(results, "digits", "lem", s, 0.9) for s in range(3)]
+    trials += [modern_trial(results, "digits", "lstm", s, 0.5) for s in range(2)]
+    result = modern_result(modern, monkeypatch, modern_sweep(results, trials, **space))
+    lem = modern_check(result, "LEM solves adding T=1000")
+    assert not lem.passed and "2 of 3 seeds completed" in lem.text, lem.text
+    beats = modern_check(result, "LEM beats the LSTM on permuted digits")
+    assert not beats.passed and "LSTM: 2 of 3 seeds completed" in beats.text, beats.text
+    assert "LEM: " not in beats.text  # LEM's digits arm is complete
+    assert result.verdict == "not reproduced"
+    assert "(2 of 3 seeds ran)" in modern_row(result, "adding T=1000", "LEM")
+    assert "(2 of 3 seeds ran)" in modern_row(result, "permuted digits", "LSTM")
+
+
+def test_modern_arm_without_trials_shows_not_run(results, modern, monkeypatch) -> None:
+    """coRNN is planned but none of its trials ran: its rows say 'not run' and its claim fails
+    with 0 of 3 completed, while the arms that ran are judged."""
+    space = dict(dataset=MODERN_SPACE["dataset"][1:], cell=["lstm", "cornn", "lem"])
+    trials = [
+        modern_trial(results, "adding T=1000", c, s, 0.01)
+        for c in ("lstm", "lem")
+        for s in range(3)
+    ]
+    trials += [
+        modern_trial(results, "digits", c, s, a)
+        for c, a in (("lstm", 0.5), ("lem", 0.6))
+        for s in range(3)
+    ]
+    result = modern_result(modern, monkeypatch, modern_sweep(results, trials, **space))
+    for task in ("adding T=1000", "permuted digits"):
+        assert "| not run (0 of 3 seeds) |" in modern_row(result, task, "coRNN")
+    cornn = modern_check(result, "coRNN beats the LSTM on permuted digits")
+    assert not cornn.passed and "coRNN: 0 of 3 seeds completed" in cornn.text, cornn.text
+    assert modern_check(result, "LEM beats the LSTM on permuted digits").passed
+    assert modern_check(result, "LEM solves adding T=1000").passed
+    assert result.verdict == "partly reproduced"
+
+
+def test_modern_lem_claim_waits_for_t1000_instead_of_using_t200(
+    results, modern, monkeypatch
+) -> None:
+    """The profile plans T=200 and T=1000; only T=200 ran, where LEM solves every seed. The
+    claim is about the longest planned T, so it fails with 0 of 3 completed at T=1000 and
+    does not quote T=200's numbers."""
+    trials = [
+        modern_trial(results, "adding T=200", c, s, 0.01)
+        for c in ("lstm", "cornn", "lem")
+        for s in range(3)
+    ]
+    result = modern_result(modern, monkeypatch, modern_sweep(results, trials))
+    (lem,) = [c for c in result.checks if c.text.startswith("LEM solves")]
+    assert lem.text.startswith("LEM solves adding T=1000"), lem.text
+    assert not lem.passed and "0 of 3 seeds completed" in lem.text, lem.text
+    assert "s0 0.01" not in lem.text  # T=200's seeds
+    assert "| solved |" in modern_row(result, "adding T=200", "LEM")  # measured, shown, not judged
+    assert "| not run (0 of 3 seeds) |" in modern_row(result, "adding T=1000", "LEM")
