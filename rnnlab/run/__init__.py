@@ -49,7 +49,7 @@ _MODULES = {
     "_outside": ("OutsideSteps",),
     "_tracking": ("MlflowTracker", "NullTracker", "Tracker", "running_runs"),
     "_background": ("BackgroundTracker",),
-    "_drawing": ("ORDER_FILE", "Drawer"),
+    "_drawing": ("ORDER_FILE", "Drawer", "log_files"),
     "_artifacts": ("remedy_label", "run_name", "tags"),
     "_figures": ("FLOOR", "TARGET", "TOTAL", "flow_curves", "flow_heatmap", "pyplot"),
     "_jacobians": (
@@ -109,6 +109,7 @@ __all__ = [
     "grad_curve",
     "jacobian_log_singular_values",
     "layer_spectra",
+    "log_files",
     "load_run_config",
     "load_yaml",
     "log_singular_values_along",
@@ -157,7 +158,7 @@ if TYPE_CHECKING:
         resolve,
     )
     from rnnlab.run._devices import describe_device, resolve_device
-    from rnnlab.run._drawing import ORDER_FILE, Drawer
+    from rnnlab.run._drawing import ORDER_FILE, Drawer, log_files
     from rnnlab.run._dynamics import DynamicsRecorder, layer_spectra
     from rnnlab.run._evaluation import Selection, evaluate, nonfinite, weight_metrics
     from rnnlab.run._figures import FLOOR, TARGET, TOTAL, flow_curves, flow_heatmap, pyplot

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab._names import FAILED, OUTCOME, TAG_REASON
-from rnnlab.run._drawing import ORDER_FILE, fulfil, start_helper
+from rnnlab.run._drawing import fulfil, log_files, start_helper
 
 SEND_EVERY = 500  # metric values per message
 SEND_EVERY_S = 2.0  # and at least this often, so that a killed process loses little
@@ -229,7 +229,7 @@ class _Helper:
         self.tracker: Any = None
         self.failed = False
         self.ended = False
-        self.figures: tuple[Path, bytes] | None = None  # a logged folder and its figure order
+        self.figures: Path | None = None  # a logged folder whose figures are ordered
 
     def fail(self, what: str) -> None:
         if not self.failed:
@@ -274,18 +274,8 @@ class _Helper:
             tracker.set_tags(args[0])
         elif kind == "artifacts":  # the files now; the PNGs they order after the end
             folder = Path(args[0])
-            order = folder / ORDER_FILE
-            try:
-                wanted = order.read_bytes() if order.exists() else None
-                order.unlink(missing_ok=True)  # an order is never logged
-                tracker.log_artifacts(folder)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
-            if wanted is None:
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                self.figures = (folder, wanted)
+            if log_files(tracker, folder):
+                self.figures = folder
         elif kind == "finish":
             self.ended = True
             if tracker.run_id is not None:
@@ -299,11 +289,10 @@ class _Helper:
         reported on stderr: the run keeps gradient_flow.npz, which ``rnnlab report`` draws."""
         if self.figures is None or self.failed or self.tracker is None:
             return
-        folder, wanted = self.figures
+        folder = self.figures
         self.figures = None
         logged = {p.name for p in folder.iterdir()}
         try:
-            (folder / ORDER_FILE).write_bytes(wanted)
             fulfil(folder)
             drawn = folder / _DRAWN
             drawn.mkdir()

@@ -70,6 +70,28 @@ def order(out: Path, title: str, figures: str = FLOW) -> None:
     path.write_text(json.dumps(wanted))
 
 
+def log_files(tracker: Any, out: Path) -> bool:
+    """Log ``out``'s files into ``tracker``'s run now, its figure order left out of the upload and
+    kept in place: True when figures are ordered (``out`` is the caller's, to draw with
+    :func:`fulfil` and delete); False when none are (``out`` deleted). On a failure ``out`` is
+    deleted and the error propagates (an unwritable location is the tracker's ArtifactError)."""
+    import shutil
+
+    path = out / ORDER_FILE
+    try:
+        wanted = path.read_bytes() if path.exists() else None
+        path.unlink(missing_ok=True)  # an order is never logged
+        tracker.log_artifacts(out)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    if wanted is None:
+        shutil.rmtree(out, ignore_errors=True)
+        return False
+    path.write_bytes(wanted)
+    return True
+
+
 def fulfil(out: Path) -> bool:
     """Draw the figures ordered in ``out`` from its saved arrays; False if none were ordered."""
     path = out / ORDER_FILE

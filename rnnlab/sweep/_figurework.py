@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rnnlab.errors import ArtifactError, StorageError
-from rnnlab.run import ORDER_FILE, Drawer
+from rnnlab.run import ORDER_FILE, Drawer, log_files
 
 if TYPE_CHECKING:
     from rnnlab.run import MlflowTracker
@@ -62,18 +62,8 @@ class PendingFigures:
         """A worker's artifact folder (the coordinator's to delete): its files are logged now
         (an :class:`~rnnlab.errors.ArtifactError` propagates, the folder deleted), then its
         ordered figures are drawn and follow. ``label`` names the trial in :attr:`problems`."""
-        order = folder / ORDER_FILE
-        wanted = order.read_bytes() if order.exists() else None
-        try:
-            order.unlink(missing_ok=True)  # an order is never logged
-            tracker.log_artifacts(folder)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        if wanted is None:
-            shutil.rmtree(folder, ignore_errors=True)
+        if not log_files(tracker, folder):  # no figures ordered: nothing follows
             return
-        order.write_bytes(wanted)
         self.pending[folder] = _Folder(tracker, label, {p.name for p in folder.iterdir()})
         try:
             self.drawer.submit(folder)
