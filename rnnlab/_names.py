@@ -8,7 +8,10 @@ the standard library, so the CLI, the sweep coordinator and its workers use it w
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 VERSION = "0.1.0"
 """rnnlab's version (``rnnlab.__version__``, pyproject's): every run's TAG_VERSION and summary."""
@@ -74,6 +77,18 @@ def ui_links(ui: str, experiment_id: str, run_id: str | None = None) -> tuple[st
     page (None without a run)."""
     runs = f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs"
     return runs, (f"{runs}/{run_id}" if run_id else None)
+
+
+UI_RECORDS = "rnnlab-ui"
+"""Where a running ``rnnlab ui`` says where it serves, for ``rnnlab report``'s row links: one
+``<pid>.json`` (``{"url": ..., "tracking_uri": ..., "pid": ...}``) in :func:`ui_records_dir`,
+written once the UI answers and removed when it stops."""
+
+
+def ui_records_dir() -> Path:
+    """The folder of :data:`UI_RECORDS`: under the system's temp directory, one per user."""
+    uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    return Path(tempfile.gettempdir()) / f"{UI_RECORDS}-{uid}"
 
 
 NO_REMEDY = "none"

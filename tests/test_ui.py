@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.error
@@ -19,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from rnnlab._names import ui_records_dir
 from rnnlab.commands import _ui as ui
+from rnnlab.report._uilinks import run_links_base
 
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 
@@ -139,10 +142,14 @@ def test_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
     port = _free_port_pair()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "ui.log"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # this process reads the records there
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
         "FAKE_DASHBOARD_ARGS": str(tmp_path / "dashboard-args.json"),
+        "TMPDIR": str(temp),  # where it records itself for the report's links (and only there)
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     command = _rnnlab("ui", "--tracking-uri", uri, "--port", str(port), "--storage", str(journal))
@@ -173,6 +180,10 @@ def test_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
         assert _get(f"{base}/get-artifact?run_id={run_id}&path=note.txt") == b"hello from the run\n"
         assert _get(f"{base}/health").strip() == b"OK"
 
+        # the report's rows link to this UI on its port (it recorded itself), for its store only
+        assert run_links_base(uri, [None, run_id]) == base
+        assert run_links_base(uri, ["0" * 32]) is None  # another store's run: no UI knows it
+
         # the dashboard: on port + 1, loopback, the journal as a journal file
         _get(f"http://127.0.0.1:{port + 1}/")
         args = json.loads((tmp_path / "dashboard-args.json").read_text())
@@ -202,6 +213,8 @@ def test_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
             assert not ui.group_alive(group), f"group {group} still has processes"
         assert _processes_mentioning(str(tmp_path)) == {}
         assert _refuses(port) and _refuses(port + 1)
+        assert list(ui_records_dir().glob("*.json")) == []  # its record went with it
+        assert run_links_base(uri, [run_id]) is None
     finally:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):

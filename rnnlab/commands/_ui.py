@@ -282,6 +282,7 @@ def serve(
             return 2
 
     servers: list[_Server] = []
+    record: Path | None = None
     reach = _probe_host(host)  # a wildcard address is opened (and probed) on loopback
     probes = {name: _url(reach, number) + path for name, _, number, path in wanted}
     previous = _on_signals(_raise_stop)
@@ -292,6 +293,7 @@ def serve(
         if problem is not None:
             click.echo(f"Error: {problem}", err=True)
             return 1
+        record = _record(servers[0].url, tracking_uri)
         click.echo(f"MLflow UI: {servers[0].url}  (store: {tracking_uri})")
         if experiment is not None:
             _echo_sweep_links(servers[0].url, experiment, parent_run_id)
@@ -314,11 +316,31 @@ def serve(
         return 0
     finally:
         _restore(previous)
+        if record is not None:
+            record.unlink(missing_ok=True)
         ignored = _on_signals(signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         try:
             _stop_all(servers)
         finally:
             _restore(ignored)
+
+
+def _record(url: str, tracking_uri: str) -> Path | None:
+    """Say where this UI serves (rnnlab._names.UI_RECORDS), so that ``rnnlab report`` links its
+    rows to it on any port; None where the temp directory refuses (the links then show ids)."""
+    from rnnlab._names import ui_records_dir
+
+    folder = ui_records_dir()
+    path = folder / f"{os.getpid()}.json"
+    text = json.dumps({"url": url, "tracking_uri": tracking_uri, "pid": os.getpid()})
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(text + "\n")
+        partial.replace(path)  # whole or absent: a reader never sees half of it
+    except OSError:
+        return None
+    return path
 
 
 def _api(url: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -13,7 +13,6 @@ from functools import partial
 from pathlib import Path
 
 from rnnlab._names import (
-    DEFAULT_UI,
     REPORT_FIGURES,
     REPORT_FOLDER,
     REPORT_LYAPUNOV_SCATTER,
@@ -28,6 +27,7 @@ from rnnlab.report import _figures as reportplots
 from rnnlab.report._data import ReportData
 from rnnlab.report._drawing import Job, draw_all, inputs_digest, remember, reusable
 from rnnlab.report._findings import HEALTHY, TOLERANCE, VANISHED, sweep_findings
+from rnnlab.report._uilinks import run_links_base
 from rnnlab.sweep import table_cells, table_header, table_markdown
 
 HEATMAP, FLOW, RATIO, LEARNING, IMPORTANCES = REPORT_FIGURES
@@ -126,7 +126,7 @@ def _table(data: ReportData) -> str:
         + "".join(f"<th>{html.escape(n)}</th>" for n in names)
         + "<th>MLflow runs</th></tr></thead><tbody>"
     ]
-    ui = run_links_base(data.tracking_uri)
+    ui = run_links_base(data.tracking_uri, [data.parent_run_id, *(t.run_id for t in data.trials)])
     for number, row in enumerate(data.table, 1):
         group = tuple(row[a] for a in axes[2:])
         mark = ' class="best"' if row["mean"] is not None and best.get(group) == row["mean"] else ""
@@ -134,22 +134,6 @@ def _table(data: ReportData) -> str:
         runs = _run_links(data, row, ui)
         lines.append(f'<tr id="row-{number}"{mark}><td>{number}</td>{cells}<td>{runs}</td></tr>')
     return "\n".join([*lines, "</tbody></table>"])
-
-
-def run_links_base(tracking_uri: str) -> str | None:
-    """The MLflow UI the rows link to: the tracking server itself, or a UI answering on
-    rnnlab ui's default address now (``rnnlab ui`` running on this store); None otherwise (the
-    rows then show run ids)."""
-    import urllib.request
-
-    if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        opener.open(DEFAULT_UI + "/health", timeout=0.5).close()
-    except OSError:
-        return None
-    return DEFAULT_UI
 
 
 def _run_links(data: ReportData, row: dict[str, object], ui: str | None) -> str:
