@@ -3,6 +3,7 @@ bulk queries return what MLflow's public per-run reads return, and are really ta
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,39 @@ def test_unknown_runs_have_empty_histories(store) -> None:
     client, runs = store
     found = histories(client, [runs[0], "0" * 32], KEYS[:1])
     assert found[("0" * 32, KEYS[0])] == [] and found[(runs[0], KEYS[0])]
+
+
+def test_artifacts_are_read_in_place_from_a_local_store_and_downloaded_otherwise(
+    tmp_path: Path, store: tuple[MlflowClient, list[str]]
+) -> None:
+    """The report reads a run's npz files where a local store keeps them (issue 21: MLflow's
+    download per file was ~3.7 s of the flagship's report) and the bytes are the artifact's;
+    a run it cannot place (no run read, a server's URI) is downloaded through MLflow, and a
+    missing artifact is None either way."""
+    from rnnlab.report._artifacts import artifact_file, local_folder
+
+    client, runs = store
+    source = tmp_path / "gradient_flow.npz"
+    source.write_bytes(b"npz bytes")
+    client.log_artifact(runs[0], str(source))
+    run = client.get_run(runs[0])
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+
+    in_place = artifact_file(client, run, runs[0], "gradient_flow.npz", downloads)
+    assert in_place is not None and in_place.read_bytes() == b"npz bytes"
+    assert in_place.parent == Path(run.info.artifact_uri)  # not a copy in ``downloads``
+    assert list(downloads.iterdir()) == []
+    assert artifact_file(client, run, runs[0], "dynamics.npz", downloads) is None
+
+    fetched = artifact_file(client, None, runs[0], "gradient_flow.npz", downloads)
+    assert fetched is not None and fetched.is_relative_to(downloads)
+    assert fetched.read_bytes() == b"npz bytes"
+    assert artifact_file(client, None, runs[0], "dynamics.npz", downloads) is None
+
+    folder = Path(run.info.artifact_uri)
+    assert local_folder(str(folder)) == folder
+    assert local_folder(folder.as_uri()) == folder
+    for elsewhere in ("mlflow-artifacts:/1/abc/artifacts", "s3://bucket/1/abc", "mlruns/1/abc"):
+        assert local_folder(elsewhere) is None
+    assert local_folder(str(tmp_path / "moved")) is None

@@ -23,6 +23,7 @@ from rnnlab._names import (
     TARGET_LOG10_RATIO,
     VERSION,
 )
+from rnnlab.report._artifacts import artifact_file
 from rnnlab.report._histories import History, bulk_reader, histories, history
 from rnnlab.report._results import client_for, read_sweep
 from rnnlab.sweep import (
@@ -93,14 +94,14 @@ class ReportData:
 
 
 def _flow(
-    client: Any, run_id: str, folder: Path
+    client: Any, run: Any, run_id: str, folder: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """Probe steps, total curves and target curves (None in runs recorded before rnnlab kept
-    them) of a run's gradient_flow.npz; None when it has none."""
+    them) of a run's gradient_flow.npz; None when it has none (no probe was taken, e.g. it
+    failed before the first step)."""
     steps, norms, _, target = FLOW_ARRAYS
-    try:
-        path = client.download_artifacts(run_id, FLOW_FILE, str(folder))
-    except Exception:  # no probe was taken (e.g. failed before the first step)
+    path = artifact_file(client, run, run_id, FLOW_FILE, folder)
+    if path is None:
         return None
     with np.load(path) as data:
         if data[norms].size == 0:
@@ -108,12 +109,12 @@ def _flow(
         return data[steps], data[norms], data[target] if target in data.files else None
 
 
-def _spectra(client: Any, run_id: str, folder: Path) -> Spectra | None:
-    """The run's :class:`Spectra`, from its dynamics.npz; None when it has none."""
+def _spectra(client: Any, run: Any, run_id: str, folder: Path) -> Spectra | None:
+    """The run's :class:`Spectra`, from its dynamics.npz; None when it has none (dynamics off,
+    or a run from before them)."""
     steps, exponents = DYNAMICS_ARRAYS[0], DYNAMICS_ARRAYS[1]
-    try:
-        path = client.download_artifacts(run_id, DYNAMICS_FILE, str(folder))
-    except Exception:  # dynamics off, or a run from before them
+    path = artifact_file(client, run, run_id, DYNAMICS_FILE, folder)
+    if path is None:
         return None
     with np.load(path) as data:
         values, measured = data[exponents], data[steps]
@@ -162,10 +163,10 @@ def _read_trial(
     ``keys`` (objective, total and target log10 ratio), taken from ``read`` (read in bulk) or,
     when that is None, read here."""
     run_id = str(data.run_id)
-    flow = _flow(client, run_id, folder)
+    flow = _flow(client, data.run, run_id, folder)
     if flow is not None:
         data.flow_steps, data.flow, data.target_flow = flow
-    data.spectra = _spectra(client, run_id, folder)
+    data.spectra = _spectra(client, data.run, run_id, folder)
     if read is None:
         read = {(run_id, k): history(client, run_id, k) for k in keys}
     data.objective, data.ratio, data.target_ratio = (read[run_id, k] for k in keys)

@@ -17,6 +17,7 @@ import numpy as np
 
 from rnnlab._names import FLOW_FILE, TAG_DEVICE, TAG_HOST, TAG_SWEEP, TRACKING_URI
 from rnnlab.errors import ConfigError
+from rnnlab.report._artifacts import artifact_file
 from rnnlab.sweep import SweepPlan, TrialRecord, default_storage, open_sweep, trial_records
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def flow(run_id: str, *, tracking_uri: str | None = None) -> dict[str, np.ndarra
 
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)
     except MlflowException as exc:
         raise ConfigError(
             f"no run {run_id!r} in the MLflow store {client.tracking_uri}: give the run id of "
@@ -178,13 +179,12 @@ def flow(run_id: str, *, tracking_uri: str | None = None) -> dict[str, np.ndarra
             "store"
         ) from exc
     with tempfile.TemporaryDirectory() as folder:
-        try:
-            path = client.download_artifacts(run_id, FLOW_FILE, folder)
-        except (MlflowException, OSError) as exc:
+        path = artifact_file(client, run, run_id, FLOW_FILE, Path(folder))
+        if path is None:
             raise ConfigError(
                 f"run {run_id!r} has no {FLOW_FILE}: it took no gradient probe (it failed or "
                 "was incompatible before its first step, or train.probe_every is beyond "
                 "train.steps)"
-            ) from exc
+            )
         with np.load(path) as data:
             return {name: data[name] for name in data.files}

@@ -1,5 +1,6 @@
-"""The report links its rows to whatever MLflow UI answers, not one that knows the sweep's runs
-(a UI on another store: links that open nothing). Caught by: tests/test_ui.py."""
+"""The report links its rows to whatever MLflow UI answers, not one that knows the runs.
+
+A UI on another store gives links that open nothing. Caught by: tests/test_ui.py."""
 
 from __future__ import annotations
 
