@@ -346,7 +346,8 @@ def test_modern_complete_sweep_verdicts_follow_the_numbers(results, modern, monk
         for c, vs in accuracy.items()
         for s, v in enumerate(vs)
     ]
-    result = modern_result(modern, monkeypatch, modern_sweep(results, trials, **space))
+    sweep = modern_sweep(results, trials, **space)
+    result = modern_result(modern, monkeypatch, sweep)
     lem = modern_check(result, "LEM solves adding T=1000")
     assert lem.passed and "s0 0.01, s1 0.02, s2 0.049" in lem.text and "of 3" not in lem.text
     cornn = modern_check(result, "coRNN beats the LSTM on permuted digits")
@@ -357,6 +358,35 @@ def test_modern_complete_sweep_verdicts_follow_the_numbers(results, modern, monk
     assert "not run" not in result.table and "seeds ran" not in result.table
     assert "| solved |" in modern_row(result, "adding T=1000", "LEM")
     assert "| not solved |" in modern_row(result, "adding T=1000", "LSTM")
+    adding = [n for n in modern.modern_notes([sweep], result) if n.startswith("Adding")]
+    assert adding == [
+        "Adding problem, the lowest mean val MSE over the completed seeds: T=1000 0.0263 (LEM), "
+        "against 0.167 for always predicting 1; solved (every seed below 0.05) by: LEM."
+    ]
+
+
+def test_modern_notes_say_when_no_cell_solved_the_adding_problem(
+    results, modern, monkeypatch
+) -> None:
+    """Every cell near the 1/6 baseline at both lengths: the note names the best at each
+    length and says the adding criteria cannot tell the cells apart at this budget."""
+    space = dict(dataset=MODERN_SPACE["dataset"][:2], cell=["lstm", "lem"])
+    values = {"lstm": [0.16, 0.15, 0.17], "lem": [0.17, 0.18, 0.16]}
+    trials = [
+        modern_trial(results, task, c, s, v - (0.01 if task.endswith("200") else 0))
+        for task in ("adding T=1000", "adding T=200")
+        for c, vs in values.items()
+        for s, v in enumerate(vs)
+    ]
+    sweep = modern_sweep(results, trials, **space)
+    result = modern_result(modern, monkeypatch, sweep)
+    adding = [n for n in modern.modern_notes([sweep], result) if n.startswith("Adding")]
+    assert adding == [
+        "Adding problem, the lowest mean val MSE over the completed seeds: T=200 0.15 (LSTM), "
+        "T=1000 0.16 (LSTM), against 0.167 for always predicting 1; no cell solved it at any "
+        "length, the LSTM included: at this budget the adding criteria cannot tell the cells "
+        "apart."
+    ]
 
 
 def test_modern_arm_short_of_its_seeds_fails_its_claim(results, modern, monkeypatch) -> None:

@@ -336,6 +336,7 @@ def modern_notes(sweeps: list[Sweep], result: Result) -> list[str]:
                 f"{task[0].upper() + task[1:]}, mean val accuracy over the completed seeds, best "
                 "first: " + ", ".join(f"{c} {v:.1f}%" for c, v in ranked) + " (chance: 10%)."
             )
+    notes += _adding_notes(adding, groups)
     ran = groups.get(adding[-1], {}) if adding else {}
     firsts = {c: [t.first_ratio for t in ts if t.first_ratio is not None] for c, ts in ran.items()}
     ratios = ", ".join(f"{c} {mean(v):.1f}" for c, v in firsts.items() if v)
@@ -346,6 +347,33 @@ def modern_notes(sweeps: list[Sweep], result: Result) -> list[str]:
         f"||dL/dh_T||, mean over seeds): {ratios}. This is what each cell's construction "
         "promises (orthogonal, oscillator, stable-by-construction, linear); whether training "
         "uses it is the loss column."
+    ]
+
+
+def _adding_notes(adding: list[str], groups: dict[str, dict[str, list[Trial]]]) -> list[str]:
+    """Per adding length, the lowest mean val MSE against predicting 1 (1/6) and the cells that
+    solved it: whether this budget lets the adding criteria tell the cells apart at all."""
+    parts, solved = [], set()
+    for task in adding:
+        means = {c: mean(t.loss for t in _done(ts)) for c, ts in groups.get(task, {}).items()}
+        means = {c: v for c, v in means.items() if math.isfinite(v)}
+        if not means:
+            continue
+        best = min(means, key=means.__getitem__)
+        parts.append(f"{task[7:]} {means[best]:.3g} ({best})")
+        solved |= {c for c, ts in groups[task].items() if "not" not in _status(task, ts, 0)}
+    if not parts:
+        return []
+    who = (
+        "no cell solved it at any length, the LSTM included: at this budget the adding "
+        "criteria cannot tell the cells apart"
+        if not solved
+        else "solved (every seed below " + f"{SOLVED:g}) by: " + ", ".join(sorted(solved))
+    )
+    return [
+        "Adding problem, the lowest mean val MSE over the completed seeds: "
+        + ", ".join(parts)
+        + f", against {ADDING_BASELINE:.3f} for always predicting 1; {who}."
     ]
 
 
