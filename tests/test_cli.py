@@ -27,6 +27,11 @@ def _rnnlab(
     )
 
 
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` run by this interpreter in a fresh process (its output captured)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True)
+
+
 def test_help_imports_no_torch_mlflow_or_optuna(tmp_path: Path) -> None:
     probe = (
         "import atexit, sys\n"
@@ -35,9 +40,7 @@ def test_help_imports_no_torch_mlflow_or_optuna(tmp_path: Path) -> None:
         "from rnnlab.cli import main\n"
         "main(['--help'])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True
-    )
+    done = _python(probe, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stderr
     assert "run" in done.stdout and "plugins" in done.stdout
@@ -60,9 +63,7 @@ def test_exit_collects_garbage_then_freezes_what_lives(tmp_path: Path) -> None:
         "from rnnlab.cli import main\n"
         "main(['--version'])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True
-    )
+    done = _python(probe, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "FROZEN True" in done.stderr
     assert "FINALIZED" in done.stderr, "the cycle's finalizer never ran"
