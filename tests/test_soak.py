@@ -1,6 +1,9 @@
 """A long chaos run (issue 18; ``nox -s soak``, the slow CI step): ~100 tiny trials on 2 workers
-while a chaos loop SIGKILLs a random worker process every 4-8 s and the coordinator twice
-(each time the same command runs again). The figures it prints are docs/distributed.md's rows.
+while a chaos loop SIGKILLs a random worker process at 8 random points of the sweep's progress and
+the coordinator twice, at 1/3 and 2/3 of the trials (each time the same command runs again). The
+points are trial counts, not times, so a fast machine gets the same faults as a slow one (CI's
+once finished in ~30 s after 2 worker kills on a clock). The figures it prints are
+docs/distributed.md's rows.
 
 A worker killed by a signal mid-trial is a lost process, not the trial's fault: that attempt's
 run ends ``stopped`` (KILLED) and the trial runs again, up to ``sweep.kill_retries`` (2) times.
@@ -103,6 +106,11 @@ def test_soak_chaos_every_point_once(sweep_env, tmp_path: Path) -> None:
     faults = Counter[str]()
     coordinator = start(path, env)
     kills_at = [total // 3, 2 * total // 3]  # the coordinator dies at these trial counts
+    # a worker dies at each of these: random trial counts between 5% and 90% of the sweep, apart
+    # from the coordinator's (a count passed while no worker is up waits for the next one up)
+    points = sorted(set(range(total // 20, 9 * total // 10)) - set(kills_at))
+    workers_at = sorted(rng.sample(points, min(8, len(points))))
+    planned = len(workers_at)
     try:
         while True:
             if time.monotonic() - began > BUDGET:
@@ -113,7 +121,7 @@ def test_soak_chaos_every_point_once(sweep_env, tmp_path: Path) -> None:
                     break
                 coordinator = start(path, env)  # a clean exit before the end: resume
                 continue
-            time.sleep(rng.uniform(4.0, 8.0))  # every few seconds (a retried key runs again)
+            time.sleep(rng.uniform(0.3, 0.8))
             finished = done(journal)
             if kills_at and finished >= kills_at[0]:
                 kills_at.pop(0)
@@ -123,12 +131,15 @@ def test_soak_chaos_every_point_once(sweep_env, tmp_path: Path) -> None:
                 time.sleep(1.0)
                 coordinator = start(path, env)  # the same command again
                 continue
+            if not workers_at or finished < workers_at[0]:
+                continue
             workers = children(coordinator.pid)
             workers = [w for w in workers if b"resource_tracker" not in _cmdline(w)]
             if workers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(rng.choice(workers), signal.SIGKILL)
                     faults["worker SIGKILL"] += 1
+                    workers_at.pop(0)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(coordinator.pid, signal.SIGKILL)
@@ -146,7 +157,8 @@ def test_soak_chaos_every_point_once(sweep_env, tmp_path: Path) -> None:
     rerun = [t for t in trials if KILLED_BY in t.user_attrs]
     assert all("SIGKILL" in str(t.user_attrs[KILLED_BY]) for t in rerun)
     assert len(rerun) <= faults["worker SIGKILL"]
-    assert faults["coordinator SIGKILL"] == 2 and faults["worker SIGKILL"] >= 3, faults
+    assert faults["coordinator SIGKILL"] == 2, faults
+    assert faults["worker SIGKILL"] >= planned - 2, (faults, f"{planned} planned")
 
     client = MlflowClient(sweep_env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("soak")
