@@ -96,7 +96,7 @@ def spectra_grid(data: ReportData, have: dict[int, Spectra], path: Path) -> Path
                 mean = _mean(curves)
                 ax.plot(np.arange(1, len(mean) + 1), mean, color=colour, lw=2.0, label=name)
         ax.axhline(0.0, color="0.4", linestyle=":", linewidth=1)
-        ax.set_title(_title(data.axes, combo), fontsize=8)
+        ax.set_title(_title(data.axes, combo), fontsize=8, y=1.0)
         ax.set_xlabel("exponent i")
         ax.grid(True, alpha=0.3)
     for ax in grid[:, 0]:
