@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab._names import FAILED, OUTCOME, TAG_REASON
+from rnnlab.errors import RnnlabError
 from rnnlab.run._drawing import fulfil, log_files, start_helper
 
 SEND_EVERY = 500  # metric values per message
@@ -234,8 +235,13 @@ class _Helper:
     def fail(self, what: str) -> None:
         if not self.failed:
             self.failed = True
-            detail = traceback.format_exc().strip().splitlines()[-1]
-            self.answers.send(("error", f"MLflow: {what} failed: {detail}"))
+            error = sys.exc_info()[1]
+            if isinstance(error, RnnlabError):  # its message says what and what to do
+                text = str(error)
+            else:
+                detail = traceback.format_exc().strip().splitlines()[-1]
+                text = f"MLflow: {what} failed: {detail}"
+            self.answers.send(("error", text))
 
     def open(self, uri: str | None) -> None:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -244,7 +250,7 @@ class _Helper:
         quiet_logs()
         self.tracker = MlflowTracker(tracking_uri=uri)
         if _exists(self.tracker.tracking_uri):  # never create a store before a run starts
-            self.tracker.client.search_experiments(max_results=1)  # open it while training
+            self.tracker.open_store()  # while the main process trains
 
     def handle(self, message: tuple[Any, ...]) -> None:
         kind, *args = message

@@ -144,6 +144,12 @@ class MlflowTracker:
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 
+    def open_store(self) -> None:
+        """Open the store now (MLflow's import, its database or a first request to the server),
+        a server that stays away through MLflow's retries raising a TrackingError."""
+        with self._reaching("opening the store"):
+            self.client.search_experiments(max_results=1)
+
     def _experiment(self, name: str) -> str:
         key = (self.tracking_uri, name)
         if key not in _EXPERIMENTS:  # one lookup per process, not one per run
