@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from servers import free_port, mlflow_server
 
-from rnnlab._names import MESSAGE, OUTCOME, TAG_REASON
+from rnnlab._names import KEY, MESSAGE, OUTCOME, RUN_ID, TAG_REASON
 from rnnlab.sweep import storage_for
 
 SWEEP = """\
@@ -153,3 +153,55 @@ def test_rnnlab_run_against_an_unreachable_server_prints_why_and_exits_1(tmp_pat
     assert "MlflowException" not in output, output  # MLflow's own error, not rnnlab's
     assert "TrackingError" not in output, output  # the message, not the class
     assert f"127.0.0.1:{port}" in output, output
+
+
+LONG = SWEEP.replace("steps: 4,", "steps: 3000,").replace("log_every: 1,", "log_every: 20,")
+
+
+@pytest.mark.slow  # two `mlflow server` starts and two sweeps: ~60 s on 2 idle cores
+def test_a_tracking_server_lost_mid_trial_stops_the_sweep_and_the_next_start_ends_its_runs(
+    tmp_path: Path, rnnlab_mlflow_template: Path
+) -> None:
+    """The server stops while a trial trains: the sweep stops with the TrackingError (exit 1),
+    the attempt is failed in Optuna without an outcome and its run is left RUNNING (MLflow
+    cannot be told). The next `rnnlab sweep`, the server back, ends that run KILLED
+    (``stopped``, the attempt's message as its reason), runs the key again and leaves nothing
+    RUNNING."""
+    backend = tmp_path / "server.db"
+    shutil.copy(rnnlab_mlflow_template, backend)
+    artifacts = tmp_path / "artifacts"
+    (tmp_path / "sw.yaml").write_text(LONG.format(name="lost"))
+    local = MlflowClient(f"sqlite:///{backend}")  # the server's store, read while it is away
+    with mlflow_server(f"sqlite:///{backend}", artifacts) as url:
+        sweep = rnnlab(tmp_path, url, "sweep", "sw.yaml")
+        deadline = time.monotonic() + 120
+        while not [r for r in _runs(local, "lost") if r.data.tags.get("rnnlab.role") == "trial"]:
+            assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()
+            time.sleep(0.1)
+    output = output_of(sweep)  # the server stopped with the with-block
+    assert sweep.returncode == 1, output
+    _unreachable_message(output, int(url.rsplit(":", 1)[1]))
+    assert "sweep 'lost' stopped" in output and "stay RUNNING" in output, output
+    (attempt,) = [t for t in optuna_trials(tmp_path, "lost") if t.state.name == "FAIL"]
+    assert OUTCOME not in attempt.user_attrs  # it runs again
+    left = local.get_run(attempt.user_attrs[RUN_ID])
+    assert left.info.status == "RUNNING"  # what a stop while MLflow is away leaves
+
+    with mlflow_server(f"sqlite:///{backend}", artifacts) as url:
+        again = rnnlab(tmp_path, url, "sweep", "sw.yaml")
+        output = output_of(again)
+        assert again.returncode == 0, output
+    runs = _runs(local, "lost")
+    assert "RUNNING" not in {r.info.status for r in runs}, [r.info for r in runs]
+    ended = local.get_run(left.info.run_id)
+    assert ended.info.status == "KILLED" and ended.data.tags[OUTCOME] == "stopped"
+    reason = ended.data.tags[TAG_REASON]
+    assert "could not be reached" in reason and "ended by the sweep's next start" in reason
+    trials = optuna_trials(tmp_path, "lost")
+    done = sorted(t.user_attrs[KEY] for t in trials if OUTCOME in t.user_attrs)
+    assert len(done) == 2 and len(set(done)) == 2, done  # each point once, the lost one again
+
+
+def _runs(client: MlflowClient, experiment: str) -> list:
+    found = client.get_experiment_by_name(experiment)
+    return [] if found is None else client.search_runs([found.experiment_id])

@@ -176,6 +176,8 @@ class Sweep:
             self._open_parent()
             stale = self.study.prepare()
         trialruns.close_stale(self.tracking_uri, self.plan.name, self.study.name, stale)
+        abandoned = self.study.failed_attempts()  # runs a stop while MLflow was away left open
+        trialruns.close_abandoned(self.tracking_uri, self.plan.name, self.study.name, abandoned)
         finished = self.study.finished()
         self.state.counts = outcome_counts(finished)
         self.state.done_before = self.state.done
@@ -377,8 +379,8 @@ class Sweep:
     def _abandon(self, exc: TrackingError) -> str:
         """Stop every running trial without MLflow (it cannot be reached): each is failed in
         Optuna without an outcome, so it runs again; what MLflow holds of the attempts stays as
-        it was (their runs RUNNING: nothing can end them while the server is away). Returns the
-        sweep's part of the message."""
+        it was (their runs RUNNING: nothing can end them while the server is away; the next
+        start ends them, trialruns.close_abandoned). Returns the sweep's part of the message."""
         stopped = []
         why = f"{exc}".splitlines()[0][:500]
         for index, active in list(self.state.active.items()):
@@ -391,9 +393,9 @@ class Sweep:
         also = f"; stopped, and run again on the next `rnnlab sweep`: {', '.join(stopped)}"
         return (
             f"sweep {self.study.name!r} stopped: {self.state.done} of {self.state.total} trials "
-            f"done{also if stopped else ''}. MLflow could not be told: the attempts' runs stay "
-            "RUNNING there (the next attempts get runs of their own), the sweep's parent run "
-            "until the next `rnnlab sweep` reopens it."
+            f"done{also if stopped else ''}. MLflow could not be told: the attempts' runs and "
+            "the sweep's parent run stay RUNNING there until the next `rnnlab sweep` ends them "
+            "(the next attempts get runs of their own)."
         )
 
     def _start_bare_run(self, active: Active, slot: Slot | None) -> None:

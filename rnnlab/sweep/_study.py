@@ -45,6 +45,7 @@ from rnnlab._names import (
     OWNER,
     PRUNED,
     RATIO_ATTR,
+    RUN_ID,
     SEED,
     TARGET_LOG10_RATIO,
     TARGET_RATIO_ATTR,
@@ -216,6 +217,15 @@ class SweepStudy:
             if self.heartbeat is not None or not owner or owner.rpartition(":")[0] == this_host():
                 return True
         return False
+
+    def failed_attempts(self) -> list[FrozenTrial]:
+        """Attempts failed without an outcome whose run was opened (stopped while MLflow was
+        away, a dead coordinator's, an unwritable artifact location's): their keys run again."""
+        return [
+            t
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if OUTCOME not in t.user_attrs and RUN_ID in t.user_attrs
+        ]
 
     def finished(self) -> list[FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False) if OUTCOME in t.user_attrs]

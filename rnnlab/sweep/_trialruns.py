@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from rnnlab._names import (
     FAILED,
+    MESSAGE,
     NO_SLOT,
     OUTCOME,
     OWNER,
     ROLE_TRIAL,
     RUN_ID,
+    STOPPED,
     TAG_HOST,
     TAG_REASON,
     TAG_ROLE,
@@ -118,6 +120,27 @@ def close_run(
         tags[TAG_REASON] = reason
     tracker.set_tags(tags)
     tracker.finish(status)
+
+
+def close_abandoned(
+    tracking_uri: str | None, experiment: str, study_name: str, attempts: list[FrozenTrial]
+) -> list[str]:
+    """End the runs that failed ``attempts`` left RUNNING: a sweep stopped while its tracking
+    server was away cannot tell MLflow (rnnlab.sweep._coordinator's ``_abandon``), so the next
+    start, which reaches it, ends them KILLED (``stopped``, as ``rnnlab.results`` labels such
+    attempts) with the attempt's message as the reason. One search of the sweep's RUNNING runs,
+    only when there are such attempts; the runs of attempts that were ended are left alone.
+    Returns the ids it ended."""
+    by_run = {str(t.user_attrs[RUN_ID]): t for t in attempts if RUN_ID in t.user_attrs}
+    if not by_run:
+        return []
+    running = running_runs(tracking_uri, experiment, {TAG_SWEEP: study_name})
+    ended = [run_id for run_id in running if run_id in by_run]
+    for run_id in ended:
+        why = str(by_run[run_id].user_attrs.get(MESSAGE, "its attempt stopped"))
+        reason = f"{why}; ended by the sweep's next start, the trial ran again"
+        close_run(tracking_uri, run_id, STOPPED, "KILLED", reason[:5000])
+    return ended
 
 
 def close_stale(
