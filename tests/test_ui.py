@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from rnnlab._names import ui_records_dir
+from rnnlab.commands import _servers
 from rnnlab.commands import _ui as ui
 from rnnlab.report._uilinks import run_links_base
 
@@ -210,7 +211,7 @@ def test_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
         with pytest.raises(ProcessLookupError):
             os.killpg(proc.pid, 0)
         for group in set(servers.values()):
-            assert not ui.group_alive(group), f"group {group} still has processes"
+            assert not _servers.group_alive(group), f"group {group} still has processes"
         assert _processes_mentioning(str(tmp_path)) == {}
         assert _refuses(port) and _refuses(port + 1)
         assert list(ui_records_dir().glob("*.json")) == []  # its record went with it
@@ -260,5 +261,5 @@ def test_serve_refuses_a_busy_port_and_a_missing_store(
 
 
 def test_loopback_hosts() -> None:
-    assert ui.is_loopback("127.0.0.1") and ui.is_loopback("localhost") and ui.is_loopback("::1")
-    assert not ui.is_loopback("0.0.0.0") and not ui.is_loopback("192.168.1.5")
+    assert all(map(_servers.is_loopback, ["127.0.0.1", "localhost", "::1"]))
+    assert not any(map(_servers.is_loopback, ["0.0.0.0", "192.168.1.5"]))

@@ -1,101 +1,42 @@
 """``rnnlab ui``: the MLflow UI (and optuna-dashboard, when installed) on a sweep's stores.
 
-Each server runs in its own session (process group): Ctrl-C reaches only rnnlab, which then stops
-every group (SIGTERM, up to 10 s, then SIGKILL) so that no server or child of one is left behind.
-Nothing heavy is imported here (no torch, mlflow or optuna): the servers are subprocesses.
+Each server runs in its own session (process group; rnnlab.commands._servers): Ctrl-C reaches
+only rnnlab, which then stops every group (SIGTERM, up to 10 s, then SIGKILL) so that no server or
+child of one is left behind. Nothing heavy is imported here (no torch, mlflow or optuna): the
+servers are subprocesses.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
 from rnnlab.commands._common import echo_links
-
-READY_TIMEOUT_S = 60.0
-"""How long a server may take to answer HTTP (MEASURED.md: MLflow's takes 10-18 s here)."""
-STOP_TIMEOUT_S = 10.0
-"""How long a server's group has after SIGTERM before it gets SIGKILL."""
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class _Stop(Exception):
-    """SIGTERM or SIGHUP arrived: stop as for Ctrl-C."""
-
-
-@dataclass
-class _Server:
-    name: str
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    def tail(self, lines: int = 25) -> str:
-        self.log.flush()
-        size = self.log.seek(0, os.SEEK_END)
-        self.log.seek(max(0, size - 8000))
-        text = self.log.read().decode(errors="replace")
-        return "\n".join(text.splitlines()[-lines:]) or "(no output)"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def _probe_host(host: str) -> str:
-    """Where to knock (and what to open): a wildcard address answers on loopback too."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-
-
-def _port_free(host: str, port: int) -> bool:
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM
-        )[0]
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-            sock.bind(address)
-    except OSError:
-        return False
-    return True
-
-
-def _answers(url: str) -> bool:
-    try:
-        _NO_PROXY.open(url, timeout=2).close()
-    except urllib.error.HTTPError:
-        return True  # any HTTP answer, even an error page, means it is up
-    except OSError:
-        return False
-    return True
+from rnnlab.commands._servers import (
+    NO_PROXY,
+    Server,
+    Stop,
+    http_url,
+    is_loopback,
+    on_signals,
+    port_free,
+    probe_host,
+    raise_stop,
+    restore,
+    start,
+    stop_all,
+    wait_ready,
+)
 
 
 def _sqlite_file(tracking_uri: str) -> Path | None:
@@ -119,111 +60,6 @@ def _dashboard_command(storage: str, host: str, port: int) -> list[str] | None:
     if "://" not in storage:  # a file path: Optuna's journal file (sqlite needs sqlite:///)
         command += ["--storage-class", "JournalFileStorage"]
     return command
-
-
-def _start(name: str, command: list[str], url: str, env: dict[str, str]) -> _Server:
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open while the server runs)
-    proc = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,  # its own process group: Ctrl-C is ours to pass on
-    )
-    return _Server(name, url, proc, log)
-
-
-def _wait_ready(servers: list[_Server], probes: dict[str, str]) -> str | None:
-    """None once every server answers HTTP; else what went wrong, with the server's output."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    pending = list(servers)
-    while pending:
-        for server in list(pending):
-            code = server.proc.poll()
-            if code is not None:
-                return (
-                    f"the {server.name} exited (code {code}) before it answered:\n{server.tail()}"
-                )
-            if _answers(probes[server.name]):
-                pending.remove(server)
-        if pending and time.monotonic() > deadline:
-            server = pending[0]
-            return (
-                f"the {server.name} did not answer at {server.url} within "
-                f"{READY_TIMEOUT_S:.0f} s; its output:\n{server.tail()}"
-            )
-        if pending:
-            time.sleep(0.25)
-    return None
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group lives (zombies left for a lazy init do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, IndexError, ValueError):
-            continue
-        if int(pgrp) == pgid and state != "Z":
-            return True
-    return False
-
-
-def _signal_group(server: _Server, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(server.proc.pid, signum)  # start_new_session: the group id is the leader's pid
-
-
-def _stop_all(servers: list[_Server]) -> None:
-    for server in servers:
-        _signal_group(server, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while True:
-        for server in servers:
-            server.proc.poll()  # reap the leader so that it stops counting
-        alive = [s for s in servers if group_alive(s.proc.pid)]
-        if not alive or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    for server in alive:
-        click.echo(f"The {server.name} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s: killing it.")
-        _signal_group(server, signal.SIGKILL)
-    for server in servers:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.proc.wait(timeout=5)
-        server.log.close()
-
-
-def _on_signals(handler: Callable[[int, Any], None] | int) -> dict[int, Any]:
-    """Set ``handler`` for SIGINT/SIGTERM/SIGHUP; the previous ones (none off the main thread)."""
-    previous: dict[int, Any] = {}
-    try:
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            previous[signum] = signal.signal(signum, handler)
-        if handler == signal.SIG_IGN:
-            previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: signals are not ours to handle
-        pass
-    return previous
-
-
-def _raise_stop(signum: int, frame: Any) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
-def _restore(previous: dict[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
 
 
 def serve(
@@ -273,7 +109,7 @@ def serve(
         else:
             wanted.append(("Optuna dashboard", dashboard, port + 1, "/"))
     for name, _, number, _ in wanted:
-        if not _port_free(host, number):
+        if not port_free(host, number):
             click.echo(
                 f"Error: port {number} on {host} is in use (the {name} needs it); "
                 "choose another with --port.",
@@ -281,15 +117,15 @@ def serve(
             )
             return 2
 
-    servers: list[_Server] = []
+    servers: list[Server] = []
     record: Path | None = None
-    reach = _probe_host(host)  # a wildcard address is opened (and probed) on loopback
-    probes = {name: _url(reach, number) + path for name, _, number, path in wanted}
-    previous = _on_signals(_raise_stop)
+    reach = probe_host(host)  # a wildcard address is opened (and probed) on loopback
+    probes = {name: http_url(reach, number) + path for name, _, number, path in wanted}
+    previous = on_signals(raise_stop)
     try:
         for name, command, number, _ in wanted:
-            servers.append(_start(name, command, _url(reach, number), env))
-        problem = _wait_ready(servers, probes)
+            servers.append(start(name, command, http_url(reach, number), env))
+        problem = wait_ready(servers, probes)
         if problem is not None:
             click.echo(f"Error: {problem}", err=True)
             return 1
@@ -311,18 +147,18 @@ def serve(
                     )
                     return 1
             time.sleep(0.5)
-    except (KeyboardInterrupt, _Stop):
+    except (KeyboardInterrupt, Stop):
         click.echo("Stopping ...")
         return 0
     finally:
-        _restore(previous)
+        restore(previous)
         if record is not None:
             record.unlink(missing_ok=True)
-        ignored = _on_signals(signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        ignored = on_signals(signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         try:
-            _stop_all(servers)
+            stop_all(servers)
         finally:
-            _restore(ignored)
+            restore(ignored)
 
 
 def _record(url: str, tracking_uri: str) -> Path | None:
@@ -348,7 +184,7 @@ def _api(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
     request = urllib.request.Request(
         url + "/api/2.0/mlflow/" + path, data, {"Content-Type": "application/json"}
     )
-    with _NO_PROXY.open(request, timeout=10) as answer:
+    with NO_PROXY.open(request, timeout=10) as answer:
         return json.loads(answer.read())
 
 

@@ -326,6 +326,10 @@ class Sweep:
             if value is not None:
                 self._best(value, active.label)
             self.state.counts[outcome] += 1
+        self._free(worker)
+
+    def _free(self, worker: Worker) -> None:
+        """The worker's slot takes its next trial: this one is recorded."""
         worker.active = None
         del self.state.active[worker.slot.index]
 
@@ -347,8 +351,7 @@ class Sweep:
             active.tracker.set_tags({OUTCOME: STOPPED, TAG_REASON: reason})
             active.tracker.finish("KILLED")  # what the worker sent so far is written first
             self.study.requeue_killed(active.task, why)
-            worker.active = None
-            del self.state.active[worker.slot.index]
+            self._free(worker)
             return
         trialruns.fail_run(active.tracker, report)
         self._conclude(worker, active, FAILED, {}, report)
@@ -368,8 +371,7 @@ class Sweep:
             active.tracker.finish("FAILED")
         self.study.note(active.task, MESSAGE, reason.splitlines()[0][:500])
         self.study.stop(active.task)
-        worker.active = None
-        del self.state.active[worker.slot.index]
+        self._free(worker)
         return (
             f"trial {active.task.trial.number} ({active.label}) ended failed (MLflow run "
             f"{active.tracker.run_id} FAILED, the reason recorded) and runs again on the next "

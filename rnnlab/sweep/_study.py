@@ -45,7 +45,6 @@ from rnnlab._names import (
     OWNER,
     PRUNED,
     RATIO_ATTR,
-    RUN_ID,
     SEED,
     TARGET_LOG10_RATIO,
     TARGET_RATIO_ATTR,
@@ -219,13 +218,10 @@ class SweepStudy:
         return False
 
     def failed_attempts(self) -> list[FrozenTrial]:
-        """Attempts failed without an outcome whose run was opened (stopped while MLflow was
-        away, a dead coordinator's, an unwritable artifact location's): their keys run again."""
-        return [
-            t
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if OUTCOME not in t.user_attrs and RUN_ID in t.user_attrs
-        ]
+        """Attempts failed without an outcome (stopped, killed, a dead coordinator's, stopped
+        while MLflow was away, an unwritable artifact location's): their keys run again."""
+        failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        return [t for t in failed if OUTCOME not in t.user_attrs]
 
     def finished(self) -> list[FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False) if OUTCOME in t.user_attrs]
