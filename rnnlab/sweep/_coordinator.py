@@ -329,7 +329,7 @@ class Sweep:
         self._free(worker)
 
     def _free(self, worker: Worker) -> None:
-        """The worker's slot takes its next trial: this one is recorded."""
+        """Free the worker's slot for its next trial: the current one has ended, however it did."""
         worker.active = None
         del self.state.active[worker.slot.index]
 
